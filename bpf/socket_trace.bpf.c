@@ -1,0 +1,685 @@
+// SPDX-License-Identifier: (Apache-2.0 OR GPL-2.0)
+/*
+ * Socket tracer: payload and lifecycle of TCP/UDP sockets, from syscall
+ * tracepoints plus sock/tcp tracepoints. Record layouts: include/socket_trace.h.
+ *
+ * Data syscalls stash their arguments per thread at enter (and the TCP seq of
+ * the first byte, which must be read before the kernel moves it) and emit one
+ * record at exit, when the byte count is known.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "socket_trace.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define EINPROGRESS 115
+#define TCP_CLOSE 7
+#define KL_FD_NONE 0xffffffffu
+
+#ifndef barrier_var
+#define barrier_var(var) asm volatile("" : "+r"(var))
+#endif
+
+/* ---- maps ---------------------------------------------------------------- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 * 1024 * 1024); /* user space may resize before load */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct kl_config);
+} kl_config_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} pid_allow SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u16);
+	__type(value, __u8);
+} port_allow SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KL_CNT__MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* Room for a data event plus a payload written at offset < MAX with length <= MAX. */
+struct scratch_buf {
+	union {
+		struct kl_data_event ev;
+		__u8 raw[sizeof(struct kl_data_event) + 2 * KL_CAPTURE_MAX];
+	};
+};
+
+/* One slot per CPU (a per-CPU map caps values at 32 KiB). User space sizes it to the CPU count. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, struct scratch_buf);
+} scratch SEC(".maps");
+
+/* A data syscall in flight, stashed at enter. */
+struct data_args {
+	__u64 enter_ns;
+	__u64 sk;
+	__u64 buf;   /* buffer, iovec array, msghdr or mmsghdr array (by syscall) */
+	__u64 addr;  /* user sockaddr for sendto/recvfrom */
+	__u32 fd;
+	__u32 tcp_seq;
+	__u32 vlen;
+	__u16 syscall;
+	__u8 direction;
+	__u8 seq_valid;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct data_args);
+} data_args_map SEC(".maps");
+
+/* connect/accept in flight. */
+struct conn_args {
+	__u64 enter_ns;
+	__u32 fd;
+	__u16 syscall;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct conn_args);
+} conn_args_map SEC(".maps");
+
+/* Sockets Kalman tracks: kernel sock pointer -> id and role. */
+struct sock_info {
+	__u64 id;
+	__u8 role;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, __u64);
+	__type(value, struct sock_info);
+} sockets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} sock_id_seq SEC(".maps");
+
+/* ---- helpers --------------------------------------------------------------- */
+
+static __always_inline void count(__u32 which)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &which);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline struct kl_config *get_config(void)
+{
+	__u32 zero = 0;
+	struct kl_config *cfg = bpf_map_lookup_elem(&kl_config_map, &zero);
+	if (!cfg || !cfg->enabled)
+		return NULL;
+	return cfg;
+}
+
+/* The calling process passes the pid filter and is not the agent. */
+static __always_inline bool task_wanted(struct kl_config *cfg, __u32 tgid)
+{
+	if (tgid == cfg->self_tgid)
+		return false;
+	if (cfg->flags & KL_CFG_FILTER_PID)
+		return bpf_map_lookup_elem(&pid_allow, &tgid) != NULL;
+	return true;
+}
+
+static __always_inline bool ports_wanted(struct kl_config *cfg, __u16 sport, __u16 dport)
+{
+	if (!(cfg->flags & KL_CFG_FILTER_PORT))
+		return true;
+	return bpf_map_lookup_elem(&port_allow, &sport) || bpf_map_lookup_elem(&port_allow, &dport);
+}
+
+/* fd -> struct sock of a TCP or UDP inet socket, else NULL. */
+static __always_inline struct sock *fd_to_sock(__u32 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = NULL;
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return NULL;
+	/* Only a socket's private_data is a struct socket; pipes and files give garbage. */
+	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	if (!sock)
+		return NULL;
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return NULL;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return NULL;
+	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return NULL;
+	return sk;
+}
+
+static __always_inline void sock_ports(struct sock *sk, __u16 *sport, __u16 *dport)
+{
+	*sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	*dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+}
+
+static __always_inline struct sock_info *sock_lookup_or_create(__u64 sk, __u8 role)
+{
+	struct sock_info *info = bpf_map_lookup_elem(&sockets, &sk);
+	if (info) {
+		if (role != KL_ROLE_UNKNOWN)
+			info->role = role;
+		return info;
+	}
+	__u32 zero = 0;
+	__u64 *seq = bpf_map_lookup_elem(&sock_id_seq, &zero);
+	if (!seq)
+		return NULL;
+	struct sock_info fresh = {.id = __sync_fetch_and_add(seq, 1) + 1, .role = role};
+	if (bpf_map_update_elem(&sockets, &sk, &fresh, BPF_NOEXIST) && bpf_map_lookup_elem(&sockets, &sk) == NULL) {
+		count(KL_CNT_SOCK_MAP_FULL);
+		return NULL;
+	}
+	return bpf_map_lookup_elem(&sockets, &sk);
+}
+
+/* Identity of a socket and of the current task. */
+static __always_inline void fill_ident(struct kl_sock_ident *id, struct sock *sk, struct sock_info *info, __u32 fd)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	id->tgid = pid_tgid >> 32;
+	id->tid = (__u32)pid_tgid;
+	id->fd = fd;
+	id->cgroup_id = bpf_get_current_cgroup_id();
+	id->sock_id = info ? info->id : 0;
+	id->role = info ? info->role : KL_ROLE_UNKNOWN;
+	id->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	id->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	id->l4proto = BPF_CORE_READ(sk, sk_protocol);
+	id->pad0 = 0;
+	sock_ports(sk, &id->sport, &id->dport);
+	__builtin_memset(id->saddr, 0, KL_ADDR_LEN);
+	__builtin_memset(id->daddr, 0, KL_ADDR_LEN);
+	if (id->family == AF_INET) {
+		bpf_core_read(id->saddr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(id->daddr, 4, &sk->__sk_common.skc_daddr);
+	} else {
+		bpf_core_read(id->saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(id->daddr, 16, &sk->__sk_common.skc_v6_daddr);
+	}
+	bpf_get_current_comm(id->comm, sizeof(id->comm));
+}
+
+/* Peer address from a user sockaddr (unconnected UDP). Returns true if used. */
+static __always_inline bool peer_from_sockaddr(struct kl_sock_ident *id, __u64 uaddr)
+{
+	if (!uaddr)
+		return false;
+	struct sockaddr_in6 sa = {};
+	if (bpf_probe_read_user(&sa, sizeof(sa), (void *)uaddr)) {
+		count(KL_CNT_READ_ERROR);
+		return false;
+	}
+	if (sa.sin6_family == AF_INET && id->family == AF_INET) {
+		struct sockaddr_in *in4 = (struct sockaddr_in *)&sa;
+		id->dport = bpf_ntohs(in4->sin_port);
+		__builtin_memcpy(id->daddr, &in4->sin_addr, 4);
+		return true;
+	}
+	if (sa.sin6_family == AF_INET6 && id->family == AF_INET6) {
+		id->dport = bpf_ntohs(sa.sin6_port);
+		__builtin_memcpy(id->daddr, &sa.sin6_addr, 16);
+		return true;
+	}
+	return false;
+}
+
+static __always_inline struct scratch_buf *get_scratch(void)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	return bpf_map_lookup_elem(&scratch, &cpu);
+}
+
+/* Copy `want` bytes (<= KL_CAPTURE_MAX) from a user buffer to payload[off]. */
+static __always_inline __u32 copy_user(struct scratch_buf *s, __u32 off, __u64 src, __u64 want)
+{
+	if (off >= KL_CAPTURE_MAX)
+		return 0;
+	barrier_var(off); /* keep clang from dropping the mask the verifier needs */
+	off &= KL_CAPTURE_MAX - 1;
+	if (want > KL_CAPTURE_MAX)
+		want = KL_CAPTURE_MAX;
+	barrier_var(want);
+	if (want > KL_CAPTURE_MAX)
+		return 0;
+	if (bpf_probe_read_user(&s->ev.payload[off], want, (void *)src)) {
+		count(KL_CNT_READ_ERROR);
+		return 0;
+	}
+	return want;
+}
+
+/* Gather up to `limit` bytes from an iovec array. */
+static __always_inline __u32 copy_iov(struct scratch_buf *s, __u64 iov_ptr, __u64 iovlen, __u32 limit)
+{
+	__u32 off = 0;
+	struct iovec *iov = (struct iovec *)iov_ptr;
+#pragma unroll
+	for (int i = 0; i < KL_MAX_IOV; i++) {
+		if (i >= iovlen || off >= limit)
+			break;
+		struct iovec v = {};
+		if (bpf_probe_read_user(&v, sizeof(v), &iov[i])) {
+			count(KL_CNT_READ_ERROR);
+			break;
+		}
+		__u64 want = v.iov_len;
+		if (want > limit - off)
+			want = limit - off;
+		__u32 got = copy_user(s, off, (__u64)v.iov_base, want);
+		if (got != want)
+			break;
+		off += got;
+	}
+	return off;
+}
+
+/* ---- data syscalls ----------------------------------------------------------- */
+
+static __always_inline int data_enter(__u32 fd, __u64 buf, __u64 vlen, __u64 addr, __u16 syscall, __u8 direction)
+{
+	struct kl_config *cfg = get_config();
+	if (!cfg)
+		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!task_wanted(cfg, pid_tgid >> 32))
+		return 0;
+	struct sock *sk = fd_to_sock(fd);
+	if (!sk)
+		return 0;
+	__u16 sport, dport;
+	sock_ports(sk, &sport, &dport);
+	/* An unconnected UDP socket's peer is only known from the arguments; decide at exit. */
+	if (dport != 0 && !ports_wanted(cfg, sport, dport))
+		return 0;
+
+	struct data_args args = {
+		.enter_ns = bpf_ktime_get_ns(),
+		.sk = (__u64)sk,
+		.buf = buf,
+		.addr = addr,
+		.fd = fd,
+		.vlen = (__u32)vlen,
+		.syscall = syscall,
+		.direction = direction,
+	};
+	if (BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP) {
+		struct tcp_sock *tp = (struct tcp_sock *)sk;
+		args.tcp_seq = direction == KL_DIR_EGRESS ? BPF_CORE_READ(tp, write_seq) : BPF_CORE_READ(tp, copied_seq);
+		args.seq_valid = 1;
+	}
+	if (bpf_map_update_elem(&data_args_map, &pid_tgid, &args, BPF_ANY))
+		count(KL_CNT_STASH_FULL);
+	return 0;
+}
+
+/* Fill and emit one data record. `bytes` is what the syscall moved for this message. */
+static __always_inline void emit_data(struct kl_config *cfg, struct scratch_buf *s, struct data_args *a, __u64 bytes,
+				      __u32 cap_len, __u64 addr, __u32 seq_delta, __u8 msg_index)
+{
+	struct kl_data_event *ev = &s->ev;
+	struct sock *sk = (struct sock *)a->sk;
+	struct sock_info *info = sock_lookup_or_create(a->sk, KL_ROLE_UNKNOWN);
+	__u16 flags = 0;
+
+	fill_ident(&ev->id, sk, info, a->fd);
+	if (ev->id.dport == 0 && peer_from_sockaddr(&ev->id, addr))
+		flags |= KL_F_ADDR_FROM_ARG;
+	if (!ports_wanted(cfg, ev->id.sport, ev->id.dport))
+		return;
+	if (a->seq_valid)
+		flags |= KL_F_SEQ_VALID;
+	if (cap_len < bytes) {
+		flags |= KL_F_TRUNCATED;
+		count(KL_CNT_TRUNCATED);
+	}
+	ev->hdr.type = KL_REC_DATA;
+	ev->hdr.flags = flags;
+	ev->enter_ns = a->enter_ns;
+	ev->exit_ns = bpf_ktime_get_ns();
+	ev->tcp_seq = a->tcp_seq + seq_delta;
+	ev->bytes = bytes > 0xffffffffULL ? 0xffffffffU : (__u32)bytes;
+	ev->cap_len = cap_len;
+	ev->syscall = a->syscall;
+	ev->direction = a->direction;
+	ev->msg_index = msg_index;
+
+	__u64 size = sizeof(struct kl_data_event) + cap_len;
+	if (size > sizeof(struct kl_data_event) + KL_CAPTURE_MAX)
+		return;
+	barrier_var(size);
+	if (size > sizeof(struct kl_data_event) + KL_CAPTURE_MAX)
+		return;
+	ev->hdr.size = (__u32)size;
+	if (bpf_ringbuf_output(&events, ev, size, BPF_RB_NO_WAKEUP))
+		count(KL_CNT_RINGBUF_FULL);
+	else
+		count(KL_CNT_EVENTS);
+}
+
+static __always_inline __u32 capture_limit(struct kl_config *cfg, __u64 bytes)
+{
+	__u32 limit = cfg->capture_len;
+	if (limit > KL_CAPTURE_MAX)
+		limit = KL_CAPTURE_MAX;
+	if (bytes < limit)
+		limit = (__u32)bytes;
+	return limit;
+}
+
+static __always_inline int data_exit(long ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct data_args *ap = bpf_map_lookup_elem(&data_args_map, &pid_tgid);
+	if (!ap)
+		return 0;
+	struct data_args a = *ap;
+	bpf_map_delete_elem(&data_args_map, &pid_tgid);
+	if (ret <= 0)
+		return 0;
+	struct kl_config *cfg = get_config();
+	struct scratch_buf *s = get_scratch();
+	if (!cfg || !s)
+		return 0;
+
+	switch (a.syscall) {
+	case KL_SYS_READ:
+	case KL_SYS_WRITE:
+	case KL_SYS_SENDTO:
+	case KL_SYS_RECVFROM: {
+		__u32 cap = copy_user(s, 0, a.buf, capture_limit(cfg, ret));
+		emit_data(cfg, s, &a, ret, cap, a.addr, 0, 0);
+		break;
+	}
+	case KL_SYS_READV:
+	case KL_SYS_WRITEV: {
+		__u32 cap = copy_iov(s, a.buf, a.vlen, capture_limit(cfg, ret));
+		emit_data(cfg, s, &a, ret, cap, 0, 0, 0);
+		break;
+	}
+	case KL_SYS_SENDMSG:
+	case KL_SYS_RECVMSG: {
+		struct user_msghdr msg = {};
+		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)a.buf)) {
+			count(KL_CNT_READ_ERROR);
+			break;
+		}
+		__u32 cap = copy_iov(s, (__u64)msg.msg_iov, msg.msg_iovlen, capture_limit(cfg, ret));
+		emit_data(cfg, s, &a, ret, cap, (__u64)msg.msg_name, 0, 0);
+		break;
+	}
+	case KL_SYS_SENDMMSG:
+	case KL_SYS_RECVMMSG: {
+		/* ret is the number of messages; emit one record per message. */
+		struct mmsghdr *vec = (struct mmsghdr *)a.buf;
+		__u32 seq_delta = 0;
+#pragma unroll
+		for (int i = 0; i < KL_MAX_MMSG; i++) {
+			if (i >= ret)
+				break;
+			struct mmsghdr m = {};
+			if (bpf_probe_read_user(&m, sizeof(m), &vec[i])) {
+				count(KL_CNT_READ_ERROR);
+				break;
+			}
+			__u32 cap = copy_iov(s, (__u64)m.msg_hdr.msg_iov, m.msg_hdr.msg_iovlen, capture_limit(cfg, m.msg_len));
+			emit_data(cfg, s, &a, m.msg_len, cap, (__u64)m.msg_hdr.msg_name, seq_delta, i);
+			seq_delta += m.msg_len;
+		}
+		if (ret > KL_MAX_MMSG) {
+			__u32 which = KL_CNT_MMSG_SKIPPED;
+			__u64 *v = bpf_map_lookup_elem(&counters, &which);
+			if (v)
+				*v += ret - KL_MAX_MMSG;
+		}
+		break;
+	}
+	}
+	return 0;
+}
+
+#define DATA_TP(name, sys, dir, BUF, VLEN, ADDR)                                         \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                      \
+	int enter_##name(struct trace_event_raw_sys_enter *ctx)                          \
+	{                                                                                \
+		return data_enter((__u32)ctx->args[0], BUF, VLEN, ADDR, sys, dir);       \
+	}                                                                                \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                       \
+	int exit_##name(struct trace_event_raw_sys_exit *ctx)                            \
+	{                                                                                \
+		return data_exit(ctx->ret);                                              \
+	}
+
+DATA_TP(read, KL_SYS_READ, KL_DIR_INGRESS, ctx->args[1], 0, 0)
+DATA_TP(write, KL_SYS_WRITE, KL_DIR_EGRESS, ctx->args[1], 0, 0)
+DATA_TP(readv, KL_SYS_READV, KL_DIR_INGRESS, ctx->args[1], ctx->args[2], 0)
+DATA_TP(writev, KL_SYS_WRITEV, KL_DIR_EGRESS, ctx->args[1], ctx->args[2], 0)
+DATA_TP(sendto, KL_SYS_SENDTO, KL_DIR_EGRESS, ctx->args[1], 0, ctx->args[4])
+DATA_TP(recvfrom, KL_SYS_RECVFROM, KL_DIR_INGRESS, ctx->args[1], 0, ctx->args[4])
+DATA_TP(sendmsg, KL_SYS_SENDMSG, KL_DIR_EGRESS, ctx->args[1], 0, 0)
+DATA_TP(recvmsg, KL_SYS_RECVMSG, KL_DIR_INGRESS, ctx->args[1], 0, 0)
+DATA_TP(sendmmsg, KL_SYS_SENDMMSG, KL_DIR_EGRESS, ctx->args[1], ctx->args[2], 0)
+DATA_TP(recvmmsg, KL_SYS_RECVMMSG, KL_DIR_INGRESS, ctx->args[1], ctx->args[2], 0)
+
+/* ---- socket lifecycle --------------------------------------------------------- */
+
+static __always_inline void emit_sock(struct sock *sk, struct sock_info *info, __u32 fd, __u16 type, __u16 flags,
+				      __u16 syscall, __s32 ret, __u64 enter_ns, __u8 old_state, __u8 new_state)
+{
+	struct scratch_buf *s = get_scratch();
+	if (!s)
+		return;
+	struct kl_sock_event *ev = (struct kl_sock_event *)&s->ev;
+	__u64 now = bpf_ktime_get_ns();
+	fill_ident(&ev->id, sk, info, fd);
+	ev->hdr.type = type;
+	ev->hdr.flags = flags;
+	ev->hdr.size = sizeof(*ev);
+	ev->ts_ns = now;
+	ev->duration_ns = enter_ns ? now - enter_ns : 0;
+	ev->ret = ret;
+	ev->syscall = syscall;
+	ev->old_state = old_state;
+	ev->new_state = new_state;
+	if (bpf_ringbuf_output(&events, ev, sizeof(*ev), BPF_RB_NO_WAKEUP))
+		count(KL_CNT_RINGBUF_FULL);
+	else
+		count(KL_CNT_EVENTS);
+}
+
+static __always_inline int conn_enter(__u32 fd, __u16 syscall)
+{
+	struct kl_config *cfg = get_config();
+	if (!cfg)
+		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!task_wanted(cfg, pid_tgid >> 32))
+		return 0;
+	if (syscall == KL_SYS_CONNECT) {
+		/* Track now, so the handshake's state changes inside connect() are seen. */
+		struct sock *sk = fd_to_sock(fd);
+		if (!sk)
+			return 0;
+		sock_lookup_or_create((__u64)sk, KL_ROLE_CLIENT);
+	}
+	struct conn_args args = {.enter_ns = bpf_ktime_get_ns(), .fd = fd, .syscall = syscall};
+	if (bpf_map_update_elem(&conn_args_map, &pid_tgid, &args, BPF_ANY))
+		count(KL_CNT_STASH_FULL);
+	return 0;
+}
+
+static __always_inline int conn_exit(long ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct conn_args *ap = bpf_map_lookup_elem(&conn_args_map, &pid_tgid);
+	if (!ap)
+		return 0;
+	struct conn_args a = *ap;
+	bpf_map_delete_elem(&conn_args_map, &pid_tgid);
+	struct kl_config *cfg = get_config();
+	if (!cfg)
+		return 0;
+
+	__u32 fd = a.fd;
+	__u8 role = KL_ROLE_CLIENT;
+	if (a.syscall != KL_SYS_CONNECT) {
+		if (ret < 0)
+			return 0;
+		fd = (__u32)ret;
+		role = KL_ROLE_SERVER;
+	}
+	struct sock *sk = fd_to_sock(fd);
+	if (!sk)
+		return 0;
+	__u16 sport, dport;
+	sock_ports(sk, &sport, &dport);
+	if (!ports_wanted(cfg, sport, dport))
+		return 0;
+	struct sock_info *info = sock_lookup_or_create((__u64)sk, role);
+	emit_sock(sk, info, fd, KL_REC_SOCK, 0, a.syscall, (__s32)ret, a.enter_ns, 0, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int enter_connect(struct trace_event_raw_sys_enter *ctx) { return conn_enter((__u32)ctx->args[0], KL_SYS_CONNECT); }
+SEC("tracepoint/syscalls/sys_exit_connect")
+int exit_connect(struct trace_event_raw_sys_exit *ctx) { return conn_exit(ctx->ret); }
+SEC("tracepoint/syscalls/sys_enter_accept")
+int enter_accept(struct trace_event_raw_sys_enter *ctx) { return conn_enter((__u32)ctx->args[0], KL_SYS_ACCEPT); }
+SEC("tracepoint/syscalls/sys_exit_accept")
+int exit_accept(struct trace_event_raw_sys_exit *ctx) { return conn_exit(ctx->ret); }
+SEC("tracepoint/syscalls/sys_enter_accept4")
+int enter_accept4(struct trace_event_raw_sys_enter *ctx) { return conn_enter((__u32)ctx->args[0], KL_SYS_ACCEPT4); }
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int exit_accept4(struct trace_event_raw_sys_exit *ctx) { return conn_exit(ctx->ret); }
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int enter_close(struct trace_event_raw_sys_enter *ctx)
+{
+	struct kl_config *cfg = get_config();
+	if (!cfg)
+		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!task_wanted(cfg, pid_tgid >> 32))
+		return 0;
+	__u32 fd = (__u32)ctx->args[0];
+	struct sock *sk = fd_to_sock(fd);
+	if (!sk)
+		return 0;
+	__u64 key = (__u64)sk;
+	struct sock_info *info = bpf_map_lookup_elem(&sockets, &key);
+	if (!info)
+		return 0; /* never seen: nothing to close */
+	__u16 sport, dport;
+	sock_ports(sk, &sport, &dport);
+	if (ports_wanted(cfg, sport, dport))
+		emit_sock(sk, info, fd, KL_REC_SOCK, 0, KL_SYS_CLOSE, 0, 0, 0, 0);
+	/* A UDP socket has no TCP_CLOSE transition: forget it here. TCP waits for the state change. */
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		bpf_map_delete_elem(&sockets, &key);
+	return 0;
+}
+
+/* Stable prefixes of the tracepoint records (see events/<cat>/<name>/format). */
+struct tp_inet_sock_set_state {
+	__u64 common;
+	const void *skaddr;
+	int oldstate;
+	int newstate;
+};
+
+struct tp_tcp_retransmit_skb {
+	__u64 common;
+	const void *skbaddr;
+	const void *skaddr;
+	int state;
+};
+
+/* State changes of tracked TCP sockets (softirq context: task fields may be anyone's). */
+SEC("tracepoint/sock/inet_sock_set_state")
+int on_inet_sock_set_state(struct tp_inet_sock_set_state *ctx)
+{
+	struct kl_config *cfg = get_config();
+	if (!cfg)
+		return 0;
+	__u64 key = (__u64)ctx->skaddr;
+	struct sock_info *info = bpf_map_lookup_elem(&sockets, &key);
+	if (!info)
+		return 0;
+	struct sock *sk = (struct sock *)ctx->skaddr;
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	struct sock_info copy = *info;
+	emit_sock(sk, &copy, KL_FD_NONE, KL_REC_TCP_STATE, KL_F_TASK_UNRELIABLE, 0, 0, 0, (__u8)ctx->oldstate,
+		  (__u8)ctx->newstate);
+	if (ctx->newstate == TCP_CLOSE)
+		bpf_map_delete_elem(&sockets, &key);
+	return 0;
+}
+
+SEC("tracepoint/tcp/tcp_retransmit_skb")
+int on_tcp_retransmit_skb(struct tp_tcp_retransmit_skb *ctx)
+{
+	struct kl_config *cfg = get_config();
+	if (!cfg)
+		return 0;
+	__u64 key = (__u64)ctx->skaddr;
+	struct sock_info *info = bpf_map_lookup_elem(&sockets, &key);
+	if (!info)
+		return 0;
+	emit_sock((struct sock *)ctx->skaddr, info, KL_FD_NONE, KL_REC_TCP_RETRANS, KL_F_TASK_UNRELIABLE, 0, 0, 0,
+		  (__u8)ctx->state, (__u8)ctx->state);
+	return 0;
+}

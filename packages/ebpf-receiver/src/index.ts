@@ -1,0 +1,20 @@
+export { ReceiverError, type ReceiverStage } from "./errors.js";
+export { createStderrLogger, type Logger, type LogLevel } from "./logger.js";
+export { nativePaths } from "./native.js";
+export { checkBtf, checkPrivileges, checkTracefs, type PreflightCheck, receiverPreflight, tracefsRoot } from "./preflight.js";
+export { SocketTracer, type ReceiverStats, type SocketTracerOptions } from "./receiver.js";
+export {
+  AF_INET,
+  AF_INET6,
+  Direction,
+  EventBatch,
+  formatAddress,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  RecordCursor,
+  RecordFlag,
+  RecordType,
+  SocketRole,
+  Syscall,
+} from "./records.js";
+export { Limits as TracerLimits } from "./layout.generated.js";

@@ -1,0 +1,51 @@
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import koffi from "koffi";
+
+/** Paths of the built tracer object and shim (lib/ of this package unless overridden). */
+export function nativePaths(): { object: string; shim: string } {
+  const lib = fileURLToPath(new URL("../../lib/", import.meta.url));
+  return {
+    object: process.env.KALMAN_BPF_OBJECT ?? `${lib}socket_trace.bpf.o`,
+    shim: process.env.KALMAN_NATIVE_LIB ?? `${lib}libkalman.so`,
+  };
+}
+
+/** Typed koffi bindings of native/kalman_shim.h. */
+export interface Shim {
+  open(objPath: string, ringbufBytes: number, err: Buffer, errLen: number): unknown;
+  load(t: unknown, err: Buffer, errLen: number): number;
+  attach(t: unknown, err: Buffer, errLen: number): number;
+  skipped(t: unknown): string;
+  configure(t: unknown, selfTgid: number, captureLen: number, flags: number): number;
+  allow(t: unknown, kind: number, value: number, on: number): number;
+  drain(t: unknown, buf: Buffer, cap: number, outRecords: Uint32Array): number;
+  stats(t: unknown, out: Buffer, n: number): number;
+  progIds(t: unknown, out: Uint32Array, n: number): number;
+  destroy(t: unknown): void;
+}
+
+let shim: Shim | undefined;
+
+/** Loads libkalman.so once. Throws with the path when it has not been built. */
+export function loadShim(path = nativePaths().shim): Shim {
+  if (shim) return shim;
+  if (!existsSync(path)) {
+    throw new Error(`native shim not found at ${path}: run \`pnpm build\` (or ./scripts/setup)`);
+  }
+  const lib = koffi.load(path);
+  const tracer = koffi.pointer(koffi.opaque("kl_tracer"));
+  shim = {
+    open: lib.func("kl_tracer_open", tracer, ["str", "uint32_t", "void *", "int"]),
+    load: lib.func("kl_tracer_load", "int", [tracer, "void *", "int"]),
+    attach: lib.func("kl_tracer_attach", "int", [tracer, "void *", "int"]),
+    skipped: lib.func("kl_tracer_skipped", "str", [tracer]),
+    configure: lib.func("kl_tracer_configure", "int", [tracer, "uint32_t", "uint32_t", "uint32_t"]),
+    allow: lib.func("kl_tracer_allow", "int", [tracer, "int", "uint32_t", "int"]),
+    drain: lib.func("kl_tracer_drain", "int", [tracer, "void *", "uint32_t", "void *"]),
+    stats: lib.func("kl_tracer_stats", "int", [tracer, "void *", "int"]),
+    progIds: lib.func("kl_tracer_prog_ids", "int", [tracer, "void *", "int"]),
+    destroy: lib.func("kl_tracer_destroy", "void", [tracer]),
+  } as Shim;
+  return shim;
+}
