@@ -301,29 +301,39 @@ static __always_inline __u32 copy_user(struct scratch_buf *s, __u32 off, __u64 s
 	return want;
 }
 
-/* Gather up to `limit` bytes from an iovec array. */
+/* Gather up to `limit` bytes from an iovec array, one bpf_loop step per iovec
+ * (verified once, unlike an unrolled loop). */
+struct iov_walk {
+	__u64 iov;
+	__u64 iovlen;
+	__u32 limit;
+	__u32 off;
+};
+
+static long iov_step(__u32 i, void *ctx)
+{
+	struct iov_walk *w = ctx;
+	struct scratch_buf *s = get_scratch();
+	if (!s || i >= w->iovlen || w->off >= w->limit)
+		return 1;
+	struct iovec v = {};
+	if (bpf_probe_read_user(&v, sizeof(v), (void *)(w->iov + (__u64)i * sizeof(struct iovec)))) {
+		count(KL_CNT_READ_ERROR);
+		return 1;
+	}
+	__u64 want = v.iov_len;
+	if (want > w->limit - w->off)
+		want = w->limit - w->off;
+	__u32 got = copy_user(s, w->off, (__u64)v.iov_base, want);
+	w->off += got;
+	return got == want ? 0 : 1;
+}
+
 static __always_inline __u32 copy_iov(struct scratch_buf *s, __u64 iov_ptr, __u64 iovlen, __u32 limit)
 {
-	__u32 off = 0;
-	struct iovec *iov = (struct iovec *)iov_ptr;
-#pragma unroll
-	for (int i = 0; i < KL_MAX_IOV; i++) {
-		if (i >= iovlen || off >= limit)
-			break;
-		struct iovec v = {};
-		if (bpf_probe_read_user(&v, sizeof(v), &iov[i])) {
-			count(KL_CNT_READ_ERROR);
-			break;
-		}
-		__u64 want = v.iov_len;
-		if (want > limit - off)
-			want = limit - off;
-		__u32 got = copy_user(s, off, (__u64)v.iov_base, want);
-		if (got != want)
-			break;
-		off += got;
-	}
-	return off;
+	struct iov_walk w = {.iov = iov_ptr, .iovlen = iovlen, .limit = limit};
+	bpf_loop(KL_MAX_IOV, iov_step, &w, 0);
+	return w.off;
 }
 
 /* ---- data syscalls ----------------------------------------------------------- */
@@ -419,22 +429,88 @@ static __always_inline __u32 capture_limit(struct kl_config *cfg, __u64 bytes)
 	return limit;
 }
 
-static __always_inline int data_exit(long ret)
+/* One sendmmsg/recvmmsg message per bpf_loop step. */
+struct mmsg_walk {
+	struct data_args args;
+	__u64 vec;
+	long count;
+	__u32 seq_delta;
+};
+
+static long mmsg_step(__u32 i, void *ctx)
+{
+	struct mmsg_walk *w = ctx;
+	struct kl_config *cfg = get_config();
+	struct scratch_buf *s = get_scratch();
+	if (!cfg || !s || i >= w->count)
+		return 1;
+	struct mmsghdr m = {};
+	if (bpf_probe_read_user(&m, sizeof(m), (void *)(w->vec + (__u64)i * sizeof(struct mmsghdr)))) {
+		count(KL_CNT_READ_ERROR);
+		return 1;
+	}
+	__u32 cap = copy_iov(s, (__u64)m.msg_hdr.msg_iov, m.msg_hdr.msg_iovlen, capture_limit(cfg, m.msg_len));
+	emit_data(cfg, s, &w->args, m.msg_len, cap, (__u64)m.msg_hdr.msg_name, w->seq_delta, (__u8)i);
+	w->seq_delta += m.msg_len;
+	return 0;
+}
+
+/*
+ * A data syscall that was already blocked when the tracer attached has no stashed enter.
+ * Rebuild its arguments from the registers saved at syscall entry; the TCP seq of its first
+ * byte is the socket's seq now minus the bytes just moved.
+ */
+static __always_inline bool recover_in_flight(struct data_args *a, long ret, __u16 kind, __u8 direction)
+{
+	struct kl_config *cfg = get_config();
+	if (!cfg || bpf_ktime_get_ns() > cfg->recover_until_ns)
+		return false;
+	if (!task_wanted(cfg, bpf_get_current_pid_tgid() >> 32))
+		return false;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	__u32 fd = (__u32)PT_REGS_PARM1_CORE_SYSCALL(regs);
+	struct sock *sk = fd_to_sock(fd);
+	if (!sk)
+		return false;
+	__builtin_memset(a, 0, sizeof(*a));
+	a->sk = (__u64)sk;
+	a->fd = fd;
+	a->buf = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	a->vlen = (__u32)PT_REGS_PARM3_CORE_SYSCALL(regs);
+	if (kind == KL_SYS_SENDTO || kind == KL_SYS_RECVFROM)
+		a->addr = PT_REGS_PARM5_CORE_SYSCALL(regs);
+	a->syscall = kind;
+	a->direction = direction;
+	a->enter_ns = bpf_ktime_get_ns();
+	if (BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP && kind != KL_SYS_SENDMMSG && kind != KL_SYS_RECVMMSG) {
+		struct tcp_sock *tp = (struct tcp_sock *)sk;
+		__u32 now = direction == KL_DIR_EGRESS ? BPF_CORE_READ(tp, write_seq) : BPF_CORE_READ(tp, copied_seq);
+		a->tcp_seq = now - (__u32)ret;
+		a->seq_valid = 1;
+	}
+	return true;
+}
+
+/* `kind` is a compile-time constant per program, so each program keeps only its own case. */
+static __always_inline int data_exit(long ret, const __u16 kind, const __u8 direction)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct data_args *ap = bpf_map_lookup_elem(&data_args_map, &pid_tgid);
-	if (!ap)
+	struct data_args a;
+	if (ap) {
+		a = *ap;
+		bpf_map_delete_elem(&data_args_map, &pid_tgid);
+		if (ret <= 0)
+			return 0;
+	} else if (ret <= 0 || !recover_in_flight(&a, ret, kind, direction)) {
 		return 0;
-	struct data_args a = *ap;
-	bpf_map_delete_elem(&data_args_map, &pid_tgid);
-	if (ret <= 0)
-		return 0;
+	}
 	struct kl_config *cfg = get_config();
 	struct scratch_buf *s = get_scratch();
 	if (!cfg || !s)
 		return 0;
 
-	switch (a.syscall) {
+	switch (kind) {
 	case KL_SYS_READ:
 	case KL_SYS_WRITE:
 	case KL_SYS_SENDTO:
@@ -463,21 +539,8 @@ static __always_inline int data_exit(long ret)
 	case KL_SYS_SENDMMSG:
 	case KL_SYS_RECVMMSG: {
 		/* ret is the number of messages; emit one record per message. */
-		struct mmsghdr *vec = (struct mmsghdr *)a.buf;
-		__u32 seq_delta = 0;
-#pragma unroll
-		for (int i = 0; i < KL_MAX_MMSG; i++) {
-			if (i >= ret)
-				break;
-			struct mmsghdr m = {};
-			if (bpf_probe_read_user(&m, sizeof(m), &vec[i])) {
-				count(KL_CNT_READ_ERROR);
-				break;
-			}
-			__u32 cap = copy_iov(s, (__u64)m.msg_hdr.msg_iov, m.msg_hdr.msg_iovlen, capture_limit(cfg, m.msg_len));
-			emit_data(cfg, s, &a, m.msg_len, cap, (__u64)m.msg_hdr.msg_name, seq_delta, i);
-			seq_delta += m.msg_len;
-		}
+		struct mmsg_walk w = {.args = a, .vec = a.buf, .count = ret};
+		bpf_loop(KL_MAX_MMSG, mmsg_step, &w, 0);
 		if (ret > KL_MAX_MMSG) {
 			__u32 which = KL_CNT_MMSG_SKIPPED;
 			__u64 *v = bpf_map_lookup_elem(&counters, &which);
@@ -499,7 +562,7 @@ static __always_inline int data_exit(long ret)
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                       \
 	int exit_##name(struct trace_event_raw_sys_exit *ctx)                            \
 	{                                                                                \
-		return data_exit(ctx->ret);                                              \
+		return data_exit(ctx->ret, sys, dir);                                    \
 	}
 
 DATA_TP(read, KL_SYS_READ, KL_DIR_INGRESS, ctx->args[1], 0, 0)
@@ -539,7 +602,7 @@ static __always_inline void emit_sock(struct sock *sk, struct sock_info *info, _
 		count(KL_CNT_EVENTS);
 }
 
-static __always_inline int conn_enter(__u32 fd, __u16 syscall)
+static __always_inline int conn_enter(__u32 fd, __u16 syscall, __u64 uaddr)
 {
 	struct kl_config *cfg = get_config();
 	if (!cfg)
@@ -552,6 +615,14 @@ static __always_inline int conn_enter(__u32 fd, __u16 syscall)
 		struct sock *sk = fd_to_sock(fd);
 		if (!sk)
 			return 0;
+		if (cfg->flags & KL_CFG_FILTER_PORT) {
+			struct kl_sock_ident peer = {.family = BPF_CORE_READ(sk, __sk_common.skc_family)};
+			__u16 sport, dport;
+			sock_ports(sk, &sport, &dport);
+			peer_from_sockaddr(&peer, uaddr);
+			if (!ports_wanted(cfg, sport, peer.dport))
+				return 0;
+		}
 		sock_lookup_or_create((__u64)sk, KL_ROLE_CLIENT);
 	}
 	struct conn_args args = {.enter_ns = bpf_ktime_get_ns(), .fd = fd, .syscall = syscall};
@@ -593,15 +664,15 @@ static __always_inline int conn_exit(long ret)
 }
 
 SEC("tracepoint/syscalls/sys_enter_connect")
-int enter_connect(struct trace_event_raw_sys_enter *ctx) { return conn_enter((__u32)ctx->args[0], KL_SYS_CONNECT); }
+int enter_connect(struct trace_event_raw_sys_enter *ctx) { return conn_enter((__u32)ctx->args[0], KL_SYS_CONNECT, ctx->args[1]); }
 SEC("tracepoint/syscalls/sys_exit_connect")
 int exit_connect(struct trace_event_raw_sys_exit *ctx) { return conn_exit(ctx->ret); }
 SEC("tracepoint/syscalls/sys_enter_accept")
-int enter_accept(struct trace_event_raw_sys_enter *ctx) { return conn_enter((__u32)ctx->args[0], KL_SYS_ACCEPT); }
+int enter_accept(struct trace_event_raw_sys_enter *ctx) { return conn_enter((__u32)ctx->args[0], KL_SYS_ACCEPT, 0); }
 SEC("tracepoint/syscalls/sys_exit_accept")
 int exit_accept(struct trace_event_raw_sys_exit *ctx) { return conn_exit(ctx->ret); }
 SEC("tracepoint/syscalls/sys_enter_accept4")
-int enter_accept4(struct trace_event_raw_sys_enter *ctx) { return conn_enter((__u32)ctx->args[0], KL_SYS_ACCEPT4); }
+int enter_accept4(struct trace_event_raw_sys_enter *ctx) { return conn_enter((__u32)ctx->args[0], KL_SYS_ACCEPT4, 0); }
 SEC("tracepoint/syscalls/sys_exit_accept4")
 int exit_accept4(struct trace_event_raw_sys_exit *ctx) { return conn_exit(ctx->ret); }
 
@@ -661,6 +732,10 @@ int on_inet_sock_set_state(struct tp_inet_sock_set_state *ctx)
 	struct sock *sk = (struct sock *)ctx->skaddr;
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return 0;
+	__u16 sport, dport;
+	sock_ports(sk, &sport, &dport);
+	if (!ports_wanted(cfg, sport, dport))
+		return 0;
 	struct sock_info copy = *info;
 	emit_sock(sk, &copy, KL_FD_NONE, KL_REC_TCP_STATE, KL_F_TASK_UNRELIABLE, 0, 0, 0, (__u8)ctx->oldstate,
 		  (__u8)ctx->newstate);
@@ -678,6 +753,10 @@ int on_tcp_retransmit_skb(struct tp_tcp_retransmit_skb *ctx)
 	__u64 key = (__u64)ctx->skaddr;
 	struct sock_info *info = bpf_map_lookup_elem(&sockets, &key);
 	if (!info)
+		return 0;
+	__u16 sport, dport;
+	sock_ports((struct sock *)ctx->skaddr, &sport, &dport);
+	if (!ports_wanted(cfg, sport, dport))
 		return 0;
 	emit_sock((struct sock *)ctx->skaddr, info, KL_FD_NONE, KL_REC_TCP_RETRANS, KL_F_TASK_UNRELIABLE, 0, 0, 0,
 		  (__u8)ctx->state, (__u8)ctx->state);

@@ -6,11 +6,13 @@
  * JavaScript is never called per event.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/types.h>
 #include <bpf/bpf.h>
@@ -200,13 +202,23 @@ const char *kl_tracer_skipped(kl_tracer *t) { return t->skipped; }
 
 /* ---- configuration ------------------------------------------------------------------ */
 
-int kl_tracer_configure(kl_tracer *t, uint32_t self_tgid, uint32_t capture_len, uint32_t flags)
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int kl_tracer_configure(kl_tracer *t, uint32_t self_tgid, uint32_t capture_len, uint32_t flags,
+			uint32_t recover_window_ms)
 {
 	struct kl_config cfg = {
 		.self_tgid = self_tgid,
 		.capture_len = capture_len > KL_CAPTURE_MAX ? KL_CAPTURE_MAX : capture_len,
 		.flags = flags,
 		.enabled = 1,
+		/* bpf_ktime_get_ns() is CLOCK_MONOTONIC */
+		.recover_until_ns = monotonic_ns() + (uint64_t)recover_window_ms * 1000000ull,
 	};
 	uint32_t zero = 0;
 	int fd = bpf_object__find_map_fd_by_name(t->obj, "kl_config_map");
@@ -299,13 +311,36 @@ int kl_tracer_prog_ids(kl_tracer *t, uint32_t *out, int n)
 	return count;
 }
 
+static void *destroy_link(void *link)
+{
+	bpf_link__destroy(link);
+	return NULL;
+}
+
+/*
+ * Detaching a tracepoint waits for an RCU grace period (~70 ms here), so detaching
+ * 29 links one by one takes seconds. Detach them from parallel threads instead.
+ */
+static void destroy_links(kl_tracer *t)
+{
+	pthread_t threads[KL_MAX_PROGS];
+	int started[KL_MAX_PROGS] = {0};
+	for (int i = 0; i < t->nlinks; i++)
+		started[i] = pthread_create(&threads[i], NULL, destroy_link, t->links[i]) == 0;
+	for (int i = 0; i < t->nlinks; i++) {
+		if (started[i])
+			pthread_join(threads[i], NULL);
+		else
+			bpf_link__destroy(t->links[i]);
+	}
+	t->nlinks = 0;
+}
+
 void kl_tracer_destroy(kl_tracer *t)
 {
 	if (!t)
 		return;
-	for (int i = 0; i < t->nlinks; i++)
-		bpf_link__destroy(t->links[i]);
-	t->nlinks = 0;
+	destroy_links(t);
 	if (t->rb)
 		ring_buffer__free(t->rb);
 	if (t->obj)

@@ -16,7 +16,9 @@ kl_tracer *kl_tracer_open(const char *obj_path, uint32_t ringbuf_bytes, char *er
 int kl_tracer_load(kl_tracer *t, char *err, int errlen);
 int kl_tracer_attach(kl_tracer *t, char *err, int errlen);
 const char *kl_tracer_skipped(kl_tracer *t);
-int kl_tracer_configure(kl_tracer *t, uint32_t self_tgid, uint32_t capture_len, uint32_t flags);
+/* recover_window_ms: how long after now syscalls in flight at attach are rebuilt at exit. */
+int kl_tracer_configure(kl_tracer *t, uint32_t self_tgid, uint32_t capture_len, uint32_t flags,
+			uint32_t recover_window_ms);
 int kl_tracer_allow(kl_tracer *t, int kind, uint32_t value, int on);
 /* Copies whole records (each padded to 8 bytes) into buf; returns bytes written or -errno. */
 int kl_tracer_drain(kl_tracer *t, uint8_t *buf, uint32_t cap, uint32_t *out_records);

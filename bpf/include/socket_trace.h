@@ -14,7 +14,7 @@
 #define KL_ADDR_LEN 16
 #define KL_CAPTURE_DEFAULT 1024
 #define KL_CAPTURE_MAX 16384 /* hard cap, power of two */
-#define KL_MAX_IOV 4         /* iovecs captured per readv/writev/sendmsg */
+#define KL_MAX_IOV 12        /* iovecs captured per readv/writev/sendmsg */
 #define KL_MAX_MMSG 4        /* messages emitted per sendmmsg/recvmmsg */
 
 /* Record types. */
@@ -119,6 +119,10 @@ struct kl_config {
 	__u32 capture_len; /* payload bytes captured per event, <= KL_CAPTURE_MAX */
 	__u32 flags;       /* KL_CFG_* */
 	__u32 enabled;     /* 0 until user space has configured the tracer */
+	/* Until this ktime, a data syscall exit without a stashed enter (it was in flight at
+	 * attach) is rebuilt from the task's saved registers. Bounded so the extra fd lookup
+	 * on non-socket exits stops soon after start. */
+	__u64 recover_until_ns;
 };
 
 /* Kernel-side counters, one per-CPU array slot each. */

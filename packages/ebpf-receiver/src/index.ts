@@ -1,8 +1,16 @@
 export { ReceiverError, type ReceiverStage } from "./errors.js";
+export { Limits as TracerLimits } from "./layout.generated.js";
 export { createStderrLogger, type Logger, type LogLevel } from "./logger.js";
 export { nativePaths } from "./native.js";
-export { checkBtf, checkPrivileges, checkTracefs, type PreflightCheck, receiverPreflight, tracefsRoot } from "./preflight.js";
-export { SocketTracer, type ReceiverStats, type SocketTracerOptions } from "./receiver.js";
+export {
+  checkBtf,
+  checkPrivileges,
+  checkTracefs,
+  type PreflightCheck,
+  receiverPreflight,
+  tracefsRoot,
+} from "./preflight.js";
+export { type ReceiverStats, SocketTracer, type SocketTracerOptions } from "./receiver.js";
 export {
   AF_INET,
   AF_INET6,
@@ -17,4 +25,3 @@ export {
   SocketRole,
   Syscall,
 } from "./records.js";
-export { Limits as TracerLimits } from "./layout.generated.js";

@@ -57,7 +57,7 @@ export const Limits = {
   addrLen: 16,
   captureDefault: 1024,
   captureMax: 16384,
-  maxIov: 4,
+  maxIov: 12,
   maxMmsg: 4,
 } as const;
 

@@ -1,13 +1,21 @@
 import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import koffi from "koffi";
 
+/** This package's root: the nearest folder with a package.json above this file (src/ or dist/src/). */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json")) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+}
+
 /** Paths of the built tracer object and shim (lib/ of this package unless overridden). */
 export function nativePaths(): { object: string; shim: string } {
-  const lib = fileURLToPath(new URL("../../lib/", import.meta.url));
+  const lib = join(packageRoot(), "lib");
   return {
-    object: process.env.KALMAN_BPF_OBJECT ?? `${lib}socket_trace.bpf.o`,
-    shim: process.env.KALMAN_NATIVE_LIB ?? `${lib}libkalman.so`,
+    object: process.env.KALMAN_BPF_OBJECT ?? join(lib, "socket_trace.bpf.o"),
+    shim: process.env.KALMAN_NATIVE_LIB ?? join(lib, "libkalman.so"),
   };
 }
 
@@ -17,7 +25,7 @@ export interface Shim {
   load(t: unknown, err: Buffer, errLen: number): number;
   attach(t: unknown, err: Buffer, errLen: number): number;
   skipped(t: unknown): string;
-  configure(t: unknown, selfTgid: number, captureLen: number, flags: number): number;
+  configure(t: unknown, selfTgid: number, captureLen: number, flags: number, recoverWindowMs: number): number;
   allow(t: unknown, kind: number, value: number, on: number): number;
   drain(t: unknown, buf: Buffer, cap: number, outRecords: Uint32Array): number;
   stats(t: unknown, out: Buffer, n: number): number;
@@ -40,7 +48,7 @@ export function loadShim(path = nativePaths().shim): Shim {
     load: lib.func("kl_tracer_load", "int", [tracer, "void *", "int"]),
     attach: lib.func("kl_tracer_attach", "int", [tracer, "void *", "int"]),
     skipped: lib.func("kl_tracer_skipped", "str", [tracer]),
-    configure: lib.func("kl_tracer_configure", "int", [tracer, "uint32_t", "uint32_t", "uint32_t"]),
+    configure: lib.func("kl_tracer_configure", "int", [tracer, "uint32_t", "uint32_t", "uint32_t", "uint32_t"]),
     allow: lib.func("kl_tracer_allow", "int", [tracer, "int", "uint32_t", "int"]),
     drain: lib.func("kl_tracer_drain", "int", [tracer, "void *", "uint32_t", "void *"]),
     stats: lib.func("kl_tracer_stats", "int", [tracer, "void *", "int"]),

@@ -39,7 +39,9 @@ export function checkBtf(): PreflightCheck {
     name: "btf",
     ok,
     detail: ok ? "/sys/kernel/btf/vmlinux present" : "/sys/kernel/btf/vmlinux missing: kernel built without BTF",
-    fix: ok ? undefined : "use a kernel with CONFIG_DEBUG_INFO_BTF=y (most distro kernels ≥ 5.8); `kalman doctor` for details",
+    fix: ok
+      ? undefined
+      : "use a kernel with CONFIG_DEBUG_INFO_BTF=y (most distro kernels ≥ 5.8); `kalman doctor` for details",
   };
 }
 

@@ -17,6 +17,11 @@ export interface SocketTracerOptions {
   ringBufferBytes?: number;
   /** Size of the buffer each drain fills (default 4 MiB). */
   batchBytes?: number;
+  /**
+   * For this long after open (ms, default 60000), reads/writes already blocked when the tracer
+   * attached are still recorded, rebuilt from saved registers at their exit. 0 turns it off.
+   */
+  recoverInFlightMs?: number;
   /** Milliseconds between drains when the ring is idle (default 5). */
   drainIntervalMs?: number;
   /** Close (detach everything) on SIGINT/SIGTERM, then let the signal take its default course (default true). */
@@ -58,6 +63,7 @@ const DEFAULTS = {
   ringBufferBytes: 16 * 1024 * 1024,
   batchBytes: 4 * 1024 * 1024,
   drainIntervalMs: 5,
+  recoverInFlightMs: 60_000,
 };
 
 const ERR_LEN = 8192;
@@ -135,7 +141,11 @@ export class SocketTracer {
     const objectPath = opts.objectPath ?? paths.object;
     const handle = shim.open(objectPath, ringBytes, err, ERR_LEN);
     if (!handle) {
-      throw new ReceiverError("open", cString(err), "run `pnpm build` to build the BPF object; `kalman doctor` checks the host");
+      throw new ReceiverError(
+        "open",
+        cString(err),
+        "run `pnpm build` to build the BPF object; `kalman doctor` checks the host",
+      );
     }
     const fail = (stage: ReceiverStage, fix: string): never => {
       const message = cString(err);
@@ -151,7 +161,13 @@ export class SocketTracer {
     if (opts.ports?.length) flags |= ConfigFlag.filterPort;
     for (const pid of opts.pids ?? []) shim.allow(handle, ALLOW_PID, pid, 1);
     for (const port of opts.ports ?? []) shim.allow(handle, ALLOW_PORT, port, 1);
-    const rc = shim.configure(handle, opts.selfPid ?? process.pid, captureBytes, flags);
+    const rc = shim.configure(
+      handle,
+      opts.selfPid ?? process.pid,
+      captureBytes,
+      flags,
+      opts.recoverInFlightMs ?? DEFAULTS.recoverInFlightMs,
+    );
     if (rc !== 0) {
       err.write(`cannot write the config map (errno ${-rc})\0`);
       fail("configure", "run `kalman doctor`");

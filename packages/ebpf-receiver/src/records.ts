@@ -176,7 +176,10 @@ export class RecordCursor {
     return this.view.getUint32(this.offset + DataEvent.capLen, true);
   }
   get syscall(): Syscall {
-    return this.view.getUint16(this.offset + (this.type === RecordType.data ? DataEvent.syscall : SockEvent.syscall), true) as Syscall;
+    return this.view.getUint16(
+      this.offset + (this.type === RecordType.data ? DataEvent.syscall : SockEvent.syscall),
+      true,
+    ) as Syscall;
   }
   get direction(): Direction {
     return this.view.getUint8(this.offset + DataEvent.direction) as Direction;

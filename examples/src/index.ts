@@ -1,0 +1,2 @@
+export { examplesDir, run, startUntil, stop } from "./processes.js";
+export { workloads } from "./workloads.js";

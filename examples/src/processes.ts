@@ -1,0 +1,56 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+
+/** Directory holding the workload scripts (examples/src). */
+export const examplesDir = fileURLToPath(new URL("../src/", import.meta.url));
+
+/** Starts a child and resolves when a stdout line matches `ready`; returns the child and the match. */
+export async function startUntil(
+  cmd: string,
+  args: string[],
+  ready: RegExp,
+  timeoutMs = 10_000,
+): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
+  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "inherit"] });
+  let buffered = "";
+  const match = await new Promise<RegExpExecArray>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`${cmd} did not print ${ready} within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    child.stdout?.on("data", (d: Buffer) => {
+      buffered += d.toString();
+      const m = ready.exec(buffered);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m);
+      }
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${cmd} exited (${code}) before it was ready`));
+    });
+  });
+  return { child, match };
+}
+
+/** Runs a child to completion; rejects on a non-zero exit. Returns its stdout and pid. */
+export async function run(cmd: string, args: string[]): Promise<{ stdout: string; pid: number }> {
+  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "inherit"] });
+  let stdout = "";
+  child.stdout?.on("data", (d: Buffer) => {
+    stdout += d.toString();
+  });
+  const [code] = (await once(child, "exit")) as [number | null];
+  if (code !== 0) throw new Error(`${cmd} ${args.join(" ")} exited with ${code}`);
+  return { stdout, pid: child.pid ?? 0 };
+}
+
+/** Ends a child this process started, by its pid. */
+export async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, "exit");
+  child.kill("SIGTERM");
+  await exited;
+}
