@@ -134,6 +134,9 @@ struct {
 	__type(value, __u64);
 } sock_id_seq SEC(".maps");
 
+/* Keeps every record type in the object's BTF: user space checks its offsets against it. */
+struct kl_sock_event *kl_btf_anchor_sock_event __attribute__((unused));
+
 /* ---- helpers --------------------------------------------------------------- */
 
 static __always_inline void count(__u32 which)
