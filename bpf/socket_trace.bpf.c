@@ -24,6 +24,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define TCP_CLOSE 7
 #define KL_FD_NONE 0xffffffffu
 
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+
 #ifndef barrier_var
 #define barrier_var(var) asm volatile("" : "+r"(var))
 #endif
@@ -93,10 +95,11 @@ struct data_args {
 	__u8 seq_valid;
 };
 
+/* Per-thread storage: one syscall in flight per thread, freed with the thread. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct data_args);
 } data_args_map SEC(".maps");
 
@@ -114,15 +117,26 @@ struct {
 	__type(value, struct conn_args);
 } conn_args_map SEC(".maps");
 
-/* Sockets Kalman tracks: kernel sock pointer -> id and role. */
+/*
+ * Sockets Kalman tracks: kernel sock pointer -> id, role and the cached tuple, so that
+ * each event copies the tuple from here instead of reading it from the sock again.
+ */
 struct sock_info {
 	__u64 id;
 	__u8 role;
+	__u8 tuple_cached; /* the fields below are valid */
+	__u8 family;
+	__u8 l4proto;
+	__u16 sport;
+	__u16 dport;
+	__u32 netns;
+	__u8 saddr[KL_ADDR_LEN];
+	__u8 daddr[KL_ADDR_LEN];
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 262144);
+	__uint(max_entries, 131072);
 	__type(key, __u64);
 	__type(value, struct sock_info);
 } sockets SEC(".maps");
@@ -172,40 +186,54 @@ static __always_inline bool ports_wanted(struct kl_config *cfg, __u16 sport, __u
 	return bpf_map_lookup_elem(&port_allow, &sport) || bpf_map_lookup_elem(&port_allow, &dport);
 }
 
+/* fd -> struct sock, if the fd is a socket (any family). */
+static __always_inline struct sock *fd_to_any_sock(__u32 fd)
+{
+	/* BTF pointers: the loads below are plain fault-safe loads, not helper calls */
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = task->files->fdt;
+	if (!fdt || fd >= fdt->max_fds)
+		return NULL;
+	struct file **fds = fdt->fd;
+	struct file *raw = NULL;
+	if (bpf_probe_read_kernel(&raw, sizeof(raw), &fds[fd]) || !raw)
+		return NULL;
+	struct file *file = bpf_rdonly_cast(raw, bpf_core_type_id_kernel(struct file));
+	/* Only a socket's private_data is a struct socket; pipes and files give garbage. */
+	if ((file->f_inode->i_mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	struct socket *sock = bpf_rdonly_cast(file->private_data, bpf_core_type_id_kernel(struct socket));
+	return sock->sk;
+}
+static __always_inline struct sock *btf_sock(const void *sk)
+{
+	return bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct sock));
+}
+
+static __always_inline bool is_inet_tcp_udp(struct sock *sk)
+{
+	struct sock *s = btf_sock(sk);
+	__u16 family = s->__sk_common.skc_family;
+	if (family != AF_INET && family != AF_INET6)
+		return false;
+	__u16 proto = s->sk_protocol;
+	return proto == IPPROTO_TCP || proto == IPPROTO_UDP;
+}
+
 /* fd -> struct sock of a TCP or UDP inet socket, else NULL. */
 static __always_inline struct sock *fd_to_sock(__u32 fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
-		return NULL;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *file = NULL;
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
-		return NULL;
-	/* Only a socket's private_data is a struct socket; pipes and files give garbage. */
-	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
-	if ((mode & S_IFMT) != S_IFSOCK)
-		return NULL;
-	struct socket *sock = BPF_CORE_READ(file, private_data);
-	if (!sock)
-		return NULL;
-	struct sock *sk = BPF_CORE_READ(sock, sk);
-	if (!sk)
-		return NULL;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if (family != AF_INET && family != AF_INET6)
-		return NULL;
-	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
-	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+	struct sock *sk = fd_to_any_sock(fd);
+	if (!sk || !is_inet_tcp_udp(sk))
 		return NULL;
 	return sk;
 }
 
 static __always_inline void sock_ports(struct sock *sk, __u16 *sport, __u16 *dport)
 {
-	*sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	*dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	struct sock *s = btf_sock(sk);
+	*sport = s->__sk_common.skc_num;
+	*dport = bpf_ntohs(s->__sk_common.skc_dport);
 }
 
 static __always_inline struct sock_info *sock_lookup_or_create(__u64 sk, __u8 role)
@@ -228,7 +256,7 @@ static __always_inline struct sock_info *sock_lookup_or_create(__u64 sk, __u8 ro
 	return bpf_map_lookup_elem(&sockets, &sk);
 }
 
-/* Identity of a socket and of the current task. */
+/* Identity of a socket and of the current task; the tuple comes from the cache when filled. */
 static __always_inline void fill_ident(struct kl_sock_ident *id, struct sock *sk, struct sock_info *info, __u32 fd)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -238,6 +266,18 @@ static __always_inline void fill_ident(struct kl_sock_ident *id, struct sock *sk
 	id->cgroup_id = bpf_get_current_cgroup_id();
 	id->sock_id = info ? info->id : 0;
 	id->role = info ? info->role : KL_ROLE_UNKNOWN;
+	id->pad0 = 0;
+	bpf_get_current_comm(id->comm, sizeof(id->comm));
+	if (info && info->tuple_cached) {
+		id->netns = info->netns;
+		id->family = info->family;
+		id->l4proto = info->l4proto;
+		id->sport = info->sport;
+		id->dport = info->dport;
+		__builtin_memcpy(id->saddr, info->saddr, KL_ADDR_LEN);
+		__builtin_memcpy(id->daddr, info->daddr, KL_ADDR_LEN);
+		return;
+	}
 	id->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	id->family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	id->l4proto = BPF_CORE_READ(sk, sk_protocol);
@@ -252,7 +292,17 @@ static __always_inline void fill_ident(struct kl_sock_ident *id, struct sock *sk
 		bpf_core_read(id->saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
 		bpf_core_read(id->daddr, 16, &sk->__sk_common.skc_v6_daddr);
 	}
-	bpf_get_current_comm(id->comm, sizeof(id->comm));
+	/* Cache once bound (and, for TCP, connected); connect() clears the cache. */
+	if (info && id->sport != 0 && (id->dport != 0 || id->l4proto == IPPROTO_UDP)) {
+		info->netns = id->netns;
+		info->family = id->family;
+		info->l4proto = id->l4proto;
+		info->sport = id->sport;
+		info->dport = id->dport;
+		__builtin_memcpy(info->saddr, id->saddr, KL_ADDR_LEN);
+		__builtin_memcpy(info->daddr, id->daddr, KL_ADDR_LEN);
+		info->tuple_cached = 1;
+	}
 }
 
 /* Peer address from a user sockaddr (unconnected UDP). Returns true if used. */
@@ -349,11 +399,23 @@ static __always_inline int data_enter(__u32 fd, __u64 buf, __u64 vlen, __u64 add
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (!task_wanted(cfg, pid_tgid >> 32))
 		return 0;
-	struct sock *sk = fd_to_sock(fd);
+	struct sock *sk = fd_to_any_sock(fd);
 	if (!sk)
 		return 0;
+	__u64 key = (__u64)sk;
+	struct sock_info *info = bpf_map_lookup_elem(&sockets, &key);
 	__u16 sport, dport;
-	sock_ports(sk, &sport, &dport);
+	__u8 l4proto;
+	if (info && info->tuple_cached) {
+		sport = info->sport;
+		dport = info->dport;
+		l4proto = info->l4proto;
+	} else {
+		if (!is_inet_tcp_udp(sk))
+			return 0;
+		sock_ports(sk, &sport, &dport);
+		l4proto = BPF_CORE_READ(sk, sk_protocol);
+	}
 	/* An unconnected UDP socket's peer is only known from the arguments; decide at exit. */
 	if (dport != 0 && !ports_wanted(cfg, sport, dport))
 		return 0;
@@ -368,12 +430,16 @@ static __always_inline int data_enter(__u32 fd, __u64 buf, __u64 vlen, __u64 add
 		.syscall = syscall,
 		.direction = direction,
 	};
-	if (BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP) {
-		struct tcp_sock *tp = (struct tcp_sock *)sk;
-		args.tcp_seq = direction == KL_DIR_EGRESS ? BPF_CORE_READ(tp, write_seq) : BPF_CORE_READ(tp, copied_seq);
+	if (l4proto == IPPROTO_TCP) {
+		struct tcp_sock *tp = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
+		args.tcp_seq = direction == KL_DIR_EGRESS ? tp->write_seq : tp->copied_seq;
 		args.seq_valid = 1;
 	}
-	if (bpf_map_update_elem(&data_args_map, &pid_tgid, &args, BPF_ANY))
+	struct data_args *slot =
+		bpf_task_storage_get(&data_args_map, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (slot)
+		*slot = args;
+	else
 		count(KL_CNT_STASH_FULL);
 	return 0;
 }
@@ -497,12 +563,11 @@ static __always_inline bool recover_in_flight(struct data_args *a, long ret, __u
 /* `kind` is a compile-time constant per program, so each program keeps only its own case. */
 static __always_inline int data_exit(long ret, const __u16 kind, const __u8 direction)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct data_args *ap = bpf_map_lookup_elem(&data_args_map, &pid_tgid);
+	struct data_args *ap = bpf_task_storage_get(&data_args_map, bpf_get_current_task_btf(), 0, 0);
 	struct data_args a;
-	if (ap) {
+	if (ap && ap->enter_ns) {
 		a = *ap;
-		bpf_map_delete_elem(&data_args_map, &pid_tgid);
+		ap->enter_ns = 0; /* consumed */
 		if (ret <= 0)
 			return 0;
 	} else if (ret <= 0 || !recover_in_flight(&a, ret, kind, direction)) {
@@ -662,6 +727,8 @@ static __always_inline int conn_exit(long ret)
 	if (!ports_wanted(cfg, sport, dport))
 		return 0;
 	struct sock_info *info = sock_lookup_or_create((__u64)sk, role);
+	if (info)
+		info->tuple_cached = 0; /* connect() may have changed the peer (UDP) or the local port */
 	emit_sock(sk, info, fd, KL_REC_SOCK, 0, a.syscall, (__s32)ret, a.enter_ns, 0, 0);
 	return 0;
 }
@@ -689,7 +756,7 @@ int enter_close(struct trace_event_raw_sys_enter *ctx)
 	if (!task_wanted(cfg, pid_tgid >> 32))
 		return 0;
 	__u32 fd = (__u32)ctx->args[0];
-	struct sock *sk = fd_to_sock(fd);
+	struct sock *sk = fd_to_any_sock(fd);
 	if (!sk)
 		return 0;
 	__u64 key = (__u64)sk;
@@ -701,7 +768,8 @@ int enter_close(struct trace_event_raw_sys_enter *ctx)
 	if (ports_wanted(cfg, sport, dport))
 		emit_sock(sk, info, fd, KL_REC_SOCK, 0, KL_SYS_CLOSE, 0, 0, 0, 0);
 	/* A UDP socket has no TCP_CLOSE transition: forget it here. TCP waits for the state change. */
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	__u8 proto = info->tuple_cached ? info->l4proto : BPF_CORE_READ(sk, sk_protocol);
+	if (proto != IPPROTO_TCP)
 		bpf_map_delete_elem(&sockets, &key);
 	return 0;
 }
