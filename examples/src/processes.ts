@@ -12,7 +12,7 @@ export async function startUntil(
   ready: RegExp,
   timeoutMs = 10_000,
 ): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
-  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "inherit"] });
   let buffered = "";
   const match = await new Promise<RegExpExecArray>((resolve, reject) => {
     const timer = setTimeout(

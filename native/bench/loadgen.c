@@ -7,9 +7,13 @@
  *     mode peek:  recv(MSG_PEEK) of 1 byte on a TCP socket holding data: the cheapest
  *                 syscall that moves bytes, so each call is one traced event
  *
+ *   kl_loadgen mmsg: one sendmmsg() of 3 UDP datagrams ("mmsg-0".."mmsg-2") over loopback and
+ *     one recvmmsg() of them; prints "port <receiver port>" first and waits for a stdin line.
+ *
  * Prints "port <n>" once listening, waits for a line on stdin, runs, then prints
  * "calls <n> seconds <s>".
  */
+#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -98,8 +102,51 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+static int mmsg_once(void)
+{
+	int rx = socket(AF_INET, SOCK_DGRAM, 0), tx = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	if (bind(rx, (struct sockaddr *)&a, sizeof(a)) || getsockname(rx, (struct sockaddr *)&a, &len) ||
+	    connect(tx, (struct sockaddr *)&a, sizeof(a))) {
+		perror("udp");
+		return 1;
+	}
+	printf("port %d\n", ntohs(a.sin_port));
+	fflush(stdout);
+	char line[16];
+	if (!fgets(line, sizeof(line), stdin))
+		return 1;
+	char out[3][8], in[3][64];
+	struct iovec oiov[3], iiov[3];
+	struct mmsghdr omsg[3], imsg[3];
+	memset(omsg, 0, sizeof(omsg));
+	memset(imsg, 0, sizeof(imsg));
+	for (int i = 0; i < 3; i++) {
+		snprintf(out[i], sizeof(out[i]), "mmsg-%d", i);
+		oiov[i] = (struct iovec){out[i], 6};
+		iiov[i] = (struct iovec){in[i], sizeof(in[i])};
+		omsg[i].msg_hdr.msg_iov = &oiov[i];
+		omsg[i].msg_hdr.msg_iovlen = 1;
+		imsg[i].msg_hdr.msg_iov = &iiov[i];
+		imsg[i].msg_hdr.msg_iovlen = 1;
+	}
+	int sent = sendmmsg(tx, omsg, 3, 0);
+	int got = 0;
+	while (got < 3) {
+		int n = recvmmsg(rx, imsg + got, 3 - got, 0, NULL);
+		if (n <= 0)
+			break;
+		got += n;
+	}
+	printf("sent %d received %d\n", sent, got);
+	return sent == 3 && got == 3 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc >= 2 && strcmp(argv[1], "mmsg") == 0)
+		return mmsg_once();
 	if (argc < 5) {
 		fprintf(stderr, "usage: %s write|peek <seconds> <rate_per_sec|0> <threads>\n", argv[0]);
 		return 2;

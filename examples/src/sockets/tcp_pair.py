@@ -1,11 +1,12 @@
 """TCP request/response pair for tests.
 
-server <port>: accepts connections; for each received chunk replies b"pong:" + chunk[:16].
-  Prints "listening <port>" when ready.
-client <port> <mode> [n]: connects and sends, then reads one reply per request.
+server <port> [host]: accepts connections; for each received chunk replies b"pong:" + chunk[:16].
+  Prints "listening <port>" when ready. host defaults to 127.0.0.1 (use ::1 for IPv6).
+client <port> <mode> [n] [host]: connects and sends, then reads one reply per request.
   mode "send":    sendall(b"ping" + b"x" * (n - 4)) once
   mode "sendmsg": sendmsg([b"ab", b"cd", b"ef"]) then reads with recvmsg
   mode "writev":  os.writev(fd, [b"wv1", b"wv2"]) then os.readv
+  mode "wait":    connects, prints "connected", waits for a line on stdin, then sends b"late"
 Prints "done".
 """
 import os
@@ -13,10 +14,10 @@ import socket
 import sys
 
 
-def serve(port: int) -> None:
-    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def serve(port: int, host: str) -> None:
+    srv = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", port))
+    srv.bind((host, port))
     srv.listen(16)
     print(f"listening {srv.getsockname()[1]}", flush=True)
     while True:
@@ -29,9 +30,14 @@ def serve(port: int) -> None:
                 conn.sendall(b"pong:" + data[:16])
 
 
-def client(port: int, mode: str, n: int) -> None:
-    s = socket.create_connection(("127.0.0.1", port))
-    if mode == "send":
+def client(port: int, mode: str, n: int, host: str) -> None:
+    s = socket.create_connection((host, port))
+    if mode == "wait":
+        print("connected", flush=True)
+        sys.stdin.readline()
+        s.sendall(b"late")
+        s.recv(100)
+    elif mode == "send":
         payload = b"ping" + b"x" * max(0, n - 4)
         s.sendall(payload)
         s.recv(100)
@@ -48,6 +54,7 @@ def client(port: int, mode: str, n: int) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "server":
-        serve(int(sys.argv[2]))
+        serve(int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1")
     else:
-        client(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else 4)
+        n = int(sys.argv[4]) if len(sys.argv) > 4 else 4
+        client(int(sys.argv[2]), sys.argv[3], n, sys.argv[5] if len(sys.argv) > 5 else "127.0.0.1")

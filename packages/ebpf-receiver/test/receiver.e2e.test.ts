@@ -1,10 +1,12 @@
 import type { ChildProcess } from "node:child_process";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { request } from "node:http";
+import { fileURLToPath } from "node:url";
 import { run, startUntil, stop, workloads } from "@kalman/examples";
 import { afterEach, expect, it } from "vitest";
 import {
   AF_INET,
+  AF_INET6,
   Direction,
   IPPROTO_TCP,
   IPPROTO_UDP,
@@ -31,6 +33,7 @@ async function server(cmd: string, args: string[]): Promise<{ pid: number; port:
   return { pid: child.pid ?? 0, port: Number(match[1]) };
 }
 
+const loadgen = fileURLToPath(new URL("../../../native/build/kl_loadgen", import.meta.url));
 const data = (recs: Rec[]) => recs.filter((r) => r.type === RecordType.data);
 const text = (r: Rec) => r.payload?.toString("latin1") ?? "";
 
@@ -143,6 +146,58 @@ describePrivileged("socket tracer, end to end", () => {
     }
     expect(cSend[0]).toMatchObject({ syscall: Syscall.Sendto });
     expect(sRecv[0]).toMatchObject({ syscall: Syscall.Recvfrom });
+  });
+
+  it("sees TCP over IPv6 with v6 addresses", async () => {
+    const srv = await server("python3", [workloads.tcpPair, "server", "0", "::1"]);
+    tracer = SocketTracer.open({ ports: [srv.port] });
+    const client = await run("python3", [workloads.tcpPair, "client", String(srv.port), "send", "6", "::1"]);
+    const recs = data(await settleAndDrain(tracer));
+    const sent = recs.find((r) => r.tgid === client.pid && r.direction === Direction.Egress);
+    expect(sent).toMatchObject({ family: AF_INET6, saddr: "::1", daddr: "::1", dport: srv.port, bytes: 6 });
+    const got = recs.find((r) => r.tgid === srv.pid && r.direction === Direction.Ingress);
+    expect(got).toMatchObject({ family: AF_INET6, sport: srv.port, dport: sent!.sport, tcpSeq: sent!.tcpSeq });
+  });
+
+  it("emits one record per message for sendmmsg/recvmmsg", async () => {
+    const child = spawn(loadgen, ["mmsg"], { stdio: ["pipe", "pipe", "inherit"] });
+    children.push(child);
+    let out = "";
+    const port = await new Promise<number>((resolve) =>
+      child.stdout.on("data", (d: Buffer) => {
+        out += d.toString();
+        const m = /port (\d+)/.exec(out);
+        if (m) resolve(Number(m[1]));
+      }),
+    );
+    tracer = SocketTracer.open({ ports: [port] });
+    child.stdin.end("go\n");
+    await new Promise((r) => child.on("exit", r));
+    expect(out).toContain("sent 3 received 3");
+    const recs = data(await settleAndDrain(tracer));
+    const sent = recs.filter((r) => r.syscall === Syscall.Sendmmsg);
+    const received = recs.filter((r) => r.syscall === Syscall.Recvmmsg);
+    expect(sent.map(text)).toEqual(["mmsg-0", "mmsg-1", "mmsg-2"]);
+    expect(sent.map((r) => r.bytes)).toEqual([6, 6, 6]);
+    expect(received.map(text)).toEqual(["mmsg-0", "mmsg-1", "mmsg-2"]);
+    expect(sent.every((r) => r.dport === port && r.l4proto === IPPROTO_UDP)).toBe(true);
+  });
+
+  it("records a read that was already blocked when the tracer attached, with its TCP seq", async () => {
+    const srv = await server("python3", [workloads.tcpPair, "server", "0"]);
+    const { child } = await startUntil("python3", [workloads.tcpPair, "client", String(srv.port), "wait"], /connected/);
+    children.push(child);
+    await new Promise((r) => setTimeout(r, 100)); // the server is now blocked in recv()
+    tracer = SocketTracer.open({ ports: [srv.port] });
+    child.stdin?.end("go\n");
+    await new Promise((r) => child.on("exit", r));
+    const recs = data(await settleAndDrain(tracer));
+    const sent = recs.find((r) => r.tgid === child.pid && r.direction === Direction.Egress);
+    const got = recs.find((r) => r.tgid === srv.pid && r.direction === Direction.Ingress);
+    expect(text(sent!)).toBe("late");
+    expect(text(got!)).toBe("late");
+    expect(got!.flags & RecordFlag.seqValid).toBeTruthy();
+    expect(got!.tcpSeq).toBe(sent!.tcpSeq);
   });
 
   it("truncates payloads to the capture size and keeps the true byte count", async () => {
