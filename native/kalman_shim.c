@@ -121,12 +121,12 @@ kl_tracer *kl_tracer_open(const char *obj_path, uint32_t ringbuf_bytes, char *er
 	log_reset();
 	kl_tracer *t = calloc(1, sizeof(*t));
 	if (!t) {
-		set_err(err, errlen, 0, "open: out of memory");
+		set_err(err, errlen, 0, "out of memory");
 		return NULL;
 	}
 	t->obj = bpf_object__open_file(obj_path, NULL);
 	if (!t->obj) {
-		set_err(err, errlen, 4, "open: cannot open BPF object %s: %s", obj_path, strerror(errno));
+		set_err(err, errlen, 4, "cannot open BPF object %s: %s", obj_path, strerror(errno));
 		free(t);
 		return NULL;
 	}
@@ -134,7 +134,7 @@ kl_tracer *kl_tracer_open(const char *obj_path, uint32_t ringbuf_bytes, char *er
 	struct bpf_map *scratch = bpf_object__find_map_by_name(t->obj, "scratch");
 	int ncpu = libbpf_num_possible_cpus();
 	if (!events || !scratch || ncpu <= 0) {
-		set_err(err, errlen, 0, "open: %s lacks the events/scratch maps", obj_path);
+		set_err(err, errlen, 0, "%s lacks the events/scratch maps", obj_path);
 		bpf_object__close(t->obj);
 		free(t);
 		return NULL;
@@ -161,14 +161,14 @@ int kl_tracer_load(kl_tracer *t, char *err, int errlen)
 	log_reset();
 	int rc = bpf_object__load(t->obj);
 	if (rc) {
-		set_err(err, errlen, 24, "load: the kernel refused the BPF object (%s)", strerror(-rc));
+		set_err(err, errlen, 24, "the kernel refused the BPF object (%s)", strerror(-rc));
 		return rc;
 	}
 	int fd = bpf_object__find_map_fd_by_name(t->obj, "events");
 	t->rb = ring_buffer__new(fd, on_sample, t, NULL);
 	if (!t->rb) {
 		rc = -errno;
-		set_err(err, errlen, 4, "load: cannot map the ring buffer (%s)", strerror(errno));
+		set_err(err, errlen, 4, "cannot map the ring buffer (%s)", strerror(errno));
 		return rc;
 	}
 	return 0;
@@ -183,13 +183,13 @@ int kl_tracer_attach(kl_tracer *t, char *err, int errlen)
 		if (!bpf_program__autoload(prog))
 			continue;
 		if (t->nlinks >= KL_MAX_PROGS) {
-			set_err(err, errlen, 0, "attach: more than %d programs", KL_MAX_PROGS);
+			set_err(err, errlen, 0, "more than %d programs", KL_MAX_PROGS);
 			return -E2BIG;
 		}
 		struct bpf_link *link = bpf_program__attach(prog);
 		if (!link) {
 			int rc = -errno;
-			set_err(err, errlen, 4, "attach: %s (%s) failed: %s", bpf_program__name(prog),
+			set_err(err, errlen, 4, "%s (%s) failed: %s", bpf_program__name(prog),
 				bpf_program__section_name(prog), strerror(errno));
 			return rc;
 		}
