@@ -1,23 +1,10 @@
 // Test support: privileged gating and materialised records (tests only; the hot path never copies).
-import { beforeAll, describe } from "vitest";
-import { RecordType, receiverPreflight, type SocketTracer } from "../src/index.js";
-
-export const skipPrivileged = process.env.KALMAN_SKIP_PRIVILEGED === "1";
+import { describePrivileged as describeWithChecks } from "@kalman/examples";
+import { receiverPreflight, RecordType, type SocketTracer } from "../src/index.js";
 
 /** A describe block that needs root and BPF: fails loudly without them, unless KALMAN_SKIP_PRIVILEGED=1. */
 export function describePrivileged(name: string, body: () => void): void {
-  describe.skipIf(skipPrivileged)(name, () => {
-    beforeAll(() => {
-      const failed = receiverPreflight().filter((c) => !c.ok);
-      if (failed.length) {
-        throw new Error(
-          `this test loads real eBPF and cannot run here: ${failed.map((c) => `${c.detail} (fix: ${c.fix})`).join("; ")}. ` +
-            "Set KALMAN_SKIP_PRIVILEGED=1 only to skip privileged tests on purpose.",
-        );
-      }
-    });
-    body();
-  });
+  describeWithChecks(name, receiverPreflight, body);
 }
 
 export interface Rec {

@@ -1,0 +1,428 @@
+import { type EventBatch, RecordType, Syscall } from "@kalman/ebpf-receiver";
+import { type PendingRequest, Pairing } from "./pairing.js";
+import { type PayloadView, SocketPayloadView } from "./payload.js";
+import { Confidence, type ProtocolParser, type ProtocolSession } from "./protocols/parser.js";
+import { defaultParsers } from "./protocols/registry.js";
+import { parseTraceparent } from "./protocols/traceparent.js";
+import type { ChunkMeta, L7Message, L7ProtocolName, RequestRecord } from "./types.js";
+
+export interface L7AggregatorOptions {
+  /** Protocols to parse (default: all). */
+  protocols?: L7ProtocolName[];
+  /** Extra server ports per protocol, as inference hints. */
+  portHints?: Partial<Record<L7ProtocolName, number[]>>;
+  /** Redact Authorization/Cookie values and SQL literals (default true). */
+  redact?: boolean;
+  /** Connections tracked at once; the least recently used is evicted past it (default 65536). */
+  maxConnections?: number;
+  /** Requests pending per connection (default 1024). */
+  maxPendingPerConnection?: number;
+  /** A request without a response after this long becomes a timeout record (default 30 s). */
+  requestTimeoutMs?: number;
+  /** A UDP peer or idle TCP connection is forgotten after this long without traffic (default 120 s). */
+  idleTimeoutMs?: number;
+  /** Per-direction buffer bound for parsers (default 64 KiB). */
+  maxBufferBytes?: number;
+  /** Chunks to look at before a connection is declared unknown (default 8). */
+  maxDetectChunks?: number;
+  /** Custom parser list (default: the built-in parsers). */
+  parsers?: ProtocolParser[];
+}
+
+/** Counters: what was parsed, and every place data was dropped or could not be used. */
+export interface L7Stats {
+  connections: number;
+  connectionsEvicted: number;
+  connectionsUnknown: number;
+  records: number;
+  timeouts: number;
+  orphanResponses: number;
+  closedUnanswered: number;
+  pendingDropped: number;
+  malformed: number;
+  resyncBytes: number;
+  gapBytes: number;
+  ignoredBytes: number;
+}
+
+const enum ConnState {
+  Detecting = 0,
+  Parsing = 1,
+  Unknown = 2,
+}
+
+interface Conn {
+  key: number | string;
+  connId: number;
+  transport: "tcp" | "udp";
+  pid: number;
+  comm: string;
+  localAddr: string;
+  localPort: number;
+  remoteAddr: string;
+  remotePort: number;
+  netns: number;
+  cgroupId: number;
+  weAreClient: boolean | undefined;
+  state: ConnState;
+  detectChunks: number;
+  parser?: ProtocolParser;
+  session?: ProtocolSession;
+  pairing: Pairing;
+  /** Next expected TCP seq per direction: [fromClient, fromServer]; -1 unknown. */
+  nextSeq: [number, number];
+  lastSeenNs: number;
+}
+
+const NS_PER_MS = 1e6;
+
+/**
+ * Socket (or packet) payloads in, request records out: per-connection protocol inference,
+ * incremental parsing and request/response pairing. Bounded in connections, pending requests
+ * and parser buffers; whatever it cannot use is counted in stats().
+ */
+export class L7Aggregator {
+  private readonly parsers: ProtocolParser[];
+  private readonly conns = new Map<number | string, Conn>();
+  private readonly withPending = new Set<Conn>();
+  private out: RequestRecord[] = [];
+  private readonly meta: ChunkMeta = { startNs: 0, endNs: 0, tcpSeq: 0, seqValid: false, tid: 0 };
+  private current: Conn | undefined;
+  private lastNs = 0;
+  private readonly opts: Required<Omit<L7AggregatorOptions, "protocols" | "portHints" | "parsers">>;
+  private readonly hints = new Map<ProtocolParser, Set<number>>();
+  private readonly counters: L7Stats = {
+    connections: 0,
+    connectionsEvicted: 0,
+    connectionsUnknown: 0,
+    records: 0,
+    timeouts: 0,
+    orphanResponses: 0,
+    closedUnanswered: 0,
+    pendingDropped: 0,
+    malformed: 0,
+    resyncBytes: 0,
+    gapBytes: 0,
+    ignoredBytes: 0,
+  };
+  private readonly emit = (m: L7Message) => this.onMessage(m);
+
+  constructor(options: L7AggregatorOptions = {}) {
+    const all = options.parsers ?? defaultParsers();
+    const enabled = options.protocols;
+    for (const name of enabled ?? []) {
+      if (!all.some((p) => p.name === name || (name === "grpc" && p.name === "http2"))) {
+        throw new Error(
+          `protocols: unknown protocol '${name}'; known: ${all.map((p) => p.name).join(", ")}`,
+        );
+      }
+    }
+    this.parsers = enabled ? all.filter((p) => enabled.includes(p.name)) : all;
+    for (const p of this.parsers) {
+      this.hints.set(p, new Set([...p.ports, ...(options.portHints?.[p.name] ?? [])]));
+    }
+    this.opts = {
+      redact: options.redact ?? true,
+      maxConnections: options.maxConnections ?? 65536,
+      maxPendingPerConnection: options.maxPendingPerConnection ?? 1024,
+      requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
+      idleTimeoutMs: options.idleTimeoutMs ?? 120_000,
+      maxBufferBytes: options.maxBufferBytes ?? 64 * 1024,
+      maxDetectChunks: options.maxDetectChunks ?? 8,
+    };
+  }
+
+  /** Feeds every record of a receiver batch: data records are parsed, closes end connections. */
+  ingestBatch(batch: EventBatch): void {
+    const c = batch.cursor();
+    const view = new SocketPayloadView(c);
+    while (c.next()) {
+      const type = c.type;
+      if (type === RecordType.data) {
+        if (c.l4proto === 6 || c.l4proto === 17) this.ingest(view);
+      } else if (type === RecordType.sock && c.syscall === Syscall.Close) {
+        this.closeConnection(c.sockId);
+      }
+    }
+  }
+
+  /** Feeds one payload. */
+  ingest(v: PayloadView): void {
+    const transport = v.transport;
+    const key = transport === "tcp" ? v.connId : `${v.connId}|${v.remoteAddr()}|${v.remotePort}`;
+    let conn = this.conns.get(key);
+    if (conn) {
+      // keep Map order = recency, for LRU eviction
+      this.conns.delete(key);
+      this.conns.set(key, conn);
+    } else {
+      conn = this.createConn(key, v);
+    }
+    const endNs = v.endNs;
+    conn.lastSeenNs = endNs;
+    if (endNs > this.lastNs) this.lastNs = endNs;
+    const data = v.payload();
+    if (conn.state === ConnState.Unknown) {
+      this.counters.ignoredBytes += v.bytes;
+      return;
+    }
+    if (conn.state === ConnState.Detecting && !this.detect(conn, v, data)) {
+      this.counters.ignoredBytes += v.bytes;
+      return;
+    }
+    const session = conn.session as ProtocolSession;
+    const fromClient = conn.weAreClient === v.egress;
+    const meta = this.meta;
+    meta.startNs = v.startNs;
+    meta.endNs = endNs;
+    meta.tcpSeq = v.tcpSeq;
+    meta.seqValid = v.seqValid;
+    meta.tid = v.tid;
+    this.current = conn;
+    const dir = fromClient ? 0 : 1;
+    if (transport === "tcp" && meta.seqValid) {
+      const expected = conn.nextSeq[dir];
+      if (expected >= 0 && expected !== meta.tcpSeq) {
+        const gap = (meta.tcpSeq - expected) >>> 0;
+        if (gap > 0 && gap < 0x40000000) {
+          this.counters.gapBytes += gap;
+          session.feed(fromClient, EMPTY, gap, meta, this.emit);
+        }
+      }
+      conn.nextSeq[dir] = (meta.tcpSeq + v.bytes) >>> 0;
+    }
+    const missing = v.bytes > data.length ? v.bytes - data.length : 0;
+    session.feed(fromClient, data, missing, meta, this.emit);
+    this.current = undefined;
+  }
+
+  /** The connection closed: flush its session; requests left unanswered are reported. */
+  closeConnection(connId: number): void {
+    const conn = this.conns.get(connId);
+    if (!conn) return;
+    this.finish(conn, "closed");
+  }
+
+  /**
+   * Expires requests older than the timeout and forgets idle connections. Call every second or so;
+   * `nowNs` defaults to the newest event time seen (same clock as the events).
+   */
+  tick(nowNs: number = this.lastNs): void {
+    const cutoff = nowNs - this.opts.requestTimeoutMs * NS_PER_MS;
+    const expired: PendingRequest[] = [];
+    for (const conn of this.withPending) {
+      conn.pairing.expire(cutoff, expired);
+      for (const p of expired) {
+        this.counters.timeouts++;
+        this.pushRecord(conn, p.message, undefined, "timeout");
+      }
+      expired.length = 0;
+      if (conn.pairing.size === 0) this.withPending.delete(conn);
+    }
+    const idleCutoff = nowNs - this.opts.idleTimeoutMs * NS_PER_MS;
+    for (const conn of this.conns.values()) {
+      if (conn.lastSeenNs >= idleCutoff) break; // Map order is recency order
+      this.finish(conn, "idle");
+    }
+  }
+
+  /** Records completed since the last call. */
+  takeRecords(): RequestRecord[] {
+    const r = this.out;
+    this.out = [];
+    return r;
+  }
+
+  stats(): L7Stats {
+    let malformed = 0;
+    let resync = 0;
+    let dropped = this.counters.pendingDropped;
+    for (const c of this.conns.values()) {
+      malformed += c.session?.stats.malformed ?? 0;
+      resync += c.session?.stats.resyncBytes ?? 0;
+      dropped += c.pairing.dropped;
+    }
+    return {
+      ...this.counters,
+      connections: this.conns.size,
+      malformed: this.counters.malformed + malformed,
+      resyncBytes: this.counters.resyncBytes + resync,
+      pendingDropped: dropped,
+    };
+  }
+
+  private createConn(key: number | string, v: PayloadView): Conn {
+    if (this.conns.size >= this.opts.maxConnections) {
+      const oldest = this.conns.values().next().value as Conn;
+      this.counters.connectionsEvicted++;
+      this.finish(oldest, "evicted");
+    }
+    const conn: Conn = {
+      key,
+      connId: v.connId,
+      transport: v.transport,
+      pid: v.pid,
+      comm: v.comm(),
+      localAddr: v.localAddr(),
+      localPort: v.localPort,
+      remoteAddr: v.remoteAddr(),
+      remotePort: v.remotePort,
+      netns: v.netns,
+      cgroupId: v.cgroupId,
+      weAreClient: v.role === 1 ? true : v.role === 2 ? false : undefined,
+      state: ConnState.Detecting,
+      detectChunks: 0,
+      pairing: new Pairing(this.opts.maxPendingPerConnection),
+      nextSeq: [-1, -1],
+      lastSeenNs: v.endNs,
+    };
+    this.conns.set(key, conn);
+    this.counters.connections++;
+    return conn;
+  }
+
+  /** Picks the connection's protocol from its first bytes. Returns true once a session exists. */
+  private detect(conn: Conn, v: PayloadView, data: Uint8Array): boolean {
+    if (data.length === 0) return false;
+    const knownFromClient = conn.weAreClient === undefined ? undefined : conn.weAreClient === v.egress;
+    let best: ProtocolParser | undefined;
+    let bestConfidence: number = Confidence.No;
+    let bestFromClient: boolean | undefined;
+    for (const p of this.parsers) {
+      if (!p.transports.includes(conn.transport)) continue;
+      const d = p.detect(data, knownFromClient);
+      let c: number = d.confidence;
+      if (c === Confidence.No) continue;
+      const hinted = this.hints.get(p);
+      if (hinted?.has(conn.localPort) || hinted?.has(conn.remotePort)) c += 0.5;
+      if (c > bestConfidence) {
+        best = p;
+        bestConfidence = c;
+        bestFromClient = d.fromClient;
+      }
+    }
+    if (!best) {
+      if (++conn.detectChunks >= this.opts.maxDetectChunks) {
+        conn.state = ConnState.Unknown;
+        this.counters.connectionsUnknown++;
+      }
+      return false;
+    }
+    if (conn.weAreClient === undefined) {
+      if (bestFromClient !== undefined) conn.weAreClient = bestFromClient === v.egress;
+      else {
+        // no role and the parser cannot tell: the side on the well-known port is the server
+        const hinted = this.hints.get(best);
+        conn.weAreClient = hinted?.has(conn.localPort) ? false : hinted?.has(conn.remotePort) ? true : conn.localPort > conn.remotePort;
+      }
+    }
+    conn.parser = best;
+    conn.session = best.createSession({ redact: this.opts.redact, maxBufferBytes: this.opts.maxBufferBytes });
+    conn.state = ConnState.Parsing;
+    return true;
+  }
+
+  private onMessage(m: L7Message): void {
+    const conn = this.current;
+    if (!conn) return;
+    if (m.kind === "request") {
+      if (m.oneWay) {
+        this.pushRecord(conn, m, undefined, "ok");
+        return;
+      }
+      conn.pairing.add(m, m.endNs);
+      this.withPending.add(conn);
+      return;
+    }
+    const req = m.unsolicited ? undefined : conn.pairing.take(m);
+    if (!req) this.counters.orphanResponses++;
+    this.pushRecord(conn, req?.message, m, undefined);
+  }
+
+  private finish(conn: Conn, why: "closed" | "idle" | "evicted"): void {
+    this.current = conn;
+    if (conn.session?.close) {
+      const meta = this.meta;
+      meta.startNs = meta.endNs = conn.lastSeenNs;
+      meta.seqValid = false;
+      meta.tid = 0;
+      conn.session.close(this.emit, meta);
+    }
+    this.current = undefined;
+    const left: PendingRequest[] = [];
+    conn.pairing.drainAll(left);
+    for (const p of left) {
+      this.counters.closedUnanswered++;
+      this.pushRecord(conn, p.message, undefined, "unknown", `no response: connection ${why}`);
+    }
+    this.counters.malformed += conn.session?.stats.malformed ?? 0;
+    this.counters.resyncBytes += conn.session?.stats.resyncBytes ?? 0;
+    this.counters.pendingDropped += conn.pairing.dropped;
+    this.withPending.delete(conn);
+    this.conns.delete(conn.key);
+  }
+
+  private pushRecord(
+    conn: Conn,
+    req: L7Message | undefined,
+    resp: L7Message | undefined,
+    status: RequestRecord["status"] | undefined,
+    exception?: string,
+  ): void {
+    const first = (req ?? resp) as L7Message;
+    const startNs = first.startNs;
+    const endNs = resp ? resp.endNs : first.endNs;
+    const weAreClient = conn.weAreClient ?? true;
+    const rec: RequestRecord = {
+      protocol: resp?.protocol ?? req?.protocol ?? (conn.parser?.name as L7ProtocolName),
+      status: status ?? resp?.status ?? "unknown",
+      startNs,
+      endNs,
+      durationNs: endNs - startNs,
+      requestBytes: req?.bytes ?? 0,
+      responseBytes: resp?.bytes ?? 0,
+      pid: conn.pid,
+      reqTid: req?.tid ?? 0,
+      comm: conn.comm,
+      observationPoint: weAreClient ? "client" : "server",
+      transport: conn.transport,
+      clientAddr: weAreClient ? conn.localAddr : conn.remoteAddr,
+      clientPort: weAreClient ? conn.localPort : conn.remotePort,
+      serverAddr: weAreClient ? conn.remoteAddr : conn.localAddr,
+      serverPort: weAreClient ? conn.remotePort : conn.localPort,
+      connId: conn.connId,
+      netns: conn.netns,
+      cgroupId: conn.cgroupId,
+    };
+    if (resp) rec.respTid = resp.tid;
+    const version = req?.version ?? resp?.version;
+    if (version !== undefined) rec.version = version;
+    if (req) {
+      if (req.requestType !== undefined) rec.requestType = req.requestType;
+      if (req.domain !== undefined) rec.domain = req.domain;
+      if (req.resource !== undefined) rec.resource = req.resource;
+      if (req.endpoint !== undefined) rec.endpoint = req.endpoint;
+      if (req.xRequestId !== undefined) rec.xRequestId = req.xRequestId;
+      if (req.tcpSeq !== undefined) rec.reqTcpSeq = req.tcpSeq;
+      if (req.traceparent !== undefined) {
+        const tp = parseTraceparent(req.traceparent);
+        if (tp) {
+          rec.traceId = tp.traceId;
+          rec.spanId = tp.spanId;
+        }
+      }
+    }
+    if (resp) {
+      if (resp.code !== undefined) rec.code = resp.code;
+      if (resp.tcpSeq !== undefined) rec.respTcpSeq = resp.tcpSeq;
+      if (rec.endpoint === undefined && resp.endpoint !== undefined) rec.endpoint = resp.endpoint;
+    }
+    const exc = resp?.exception ?? exception;
+    if (exc !== undefined) rec.exception = exc;
+    if (req?.attributes || resp?.attributes) rec.attributes = { ...req?.attributes, ...resp?.attributes };
+    this.counters.records++;
+    this.out.push(rec);
+  }
+}
+
+const EMPTY = new Uint8Array(0);

@@ -1,0 +1,24 @@
+export { type L7AggregatorOptions, L7Aggregator, type L7Stats } from "./aggregator.js";
+export { type PayloadView, SocketPayloadView } from "./payload.js";
+export { ByteQueue } from "./protocols/bytes.js";
+export { http1 } from "./protocols/http1/index.js";
+export {
+  Confidence,
+  type Detection,
+  type Emit,
+  type ProtocolParser,
+  type ProtocolSession,
+  type SessionOptions,
+  type SessionStats,
+} from "./protocols/parser.js";
+export { defaultParsers } from "./protocols/registry.js";
+export { parseTraceparent, type TraceParent } from "./protocols/traceparent.js";
+export type {
+  AttributeValue,
+  ChunkMeta,
+  L7Message,
+  L7ProtocolName,
+  ObservationPoint,
+  RequestRecord,
+  ResponseStatus,
+} from "./types.js";

@@ -1,0 +1,84 @@
+// Small byte helpers shared by the parsers (no string decoding unless asked).
+
+const latin1 = new TextDecoder("latin1");
+const utf8 = new TextDecoder("utf-8", { fatal: false });
+
+/** Latin-1 text of a byte range (1 byte = 1 char, never throws). */
+export function ascii(b: Uint8Array, start = 0, end = b.length): string {
+  return latin1.decode(b.subarray(start, end));
+}
+
+/** UTF-8 text of a byte range (invalid sequences become U+FFFD). */
+export function utf8Text(b: Uint8Array, start = 0, end = b.length): string {
+  return utf8.decode(b.subarray(start, end));
+}
+
+/** Index of `needle` (a short ASCII marker) in b from `from`, or -1. */
+export function indexOf(b: Uint8Array, needle: Uint8Array, from = 0): number {
+  const first = needle[0];
+  outer: for (let i = from; i <= b.length - needle.length; i++) {
+    if (b[i] !== first) continue;
+    for (let j = 1; j < needle.length; j++) if (b[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+/** Bytes of an ASCII string. */
+export function bytesOf(s: string): Uint8Array {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i) & 0xff;
+  return out;
+}
+
+/**
+ * A bounded per-direction byte buffer for incremental parsers: appends chunks, exposes the
+ * unconsumed bytes as one view, and refuses to grow past `limit` (the caller resynchronises).
+ */
+export class ByteQueue {
+  private buf: Uint8Array;
+  private start = 0;
+  private end = 0;
+
+  constructor(private readonly limit: number) {
+    this.buf = new Uint8Array(Math.min(limit, 4096));
+  }
+
+  get length(): number {
+    return this.end - this.start;
+  }
+
+  /** The unconsumed bytes (valid until the next push/consume). */
+  view(): Uint8Array {
+    return this.buf.subarray(this.start, this.end);
+  }
+
+  /** Appends; returns false (and appends nothing) if that would exceed the limit. */
+  push(data: Uint8Array): boolean {
+    const len = this.end - this.start;
+    if (len + data.length > this.limit) return false;
+    if (this.end + data.length > this.buf.length) {
+      if (len + data.length <= this.buf.length && this.start > 0) {
+        this.buf.copyWithin(0, this.start, this.end);
+      } else {
+        const next = new Uint8Array(Math.min(this.limit, Math.max(this.buf.length * 2, len + data.length)));
+        next.set(this.buf.subarray(this.start, this.end));
+        this.buf = next;
+      }
+      this.end = len;
+      this.start = 0;
+    }
+    this.buf.set(data, this.end);
+    this.end += data.length;
+    return true;
+  }
+
+  consume(n: number): void {
+    this.start += Math.min(n, this.end - this.start);
+    if (this.start === this.end) this.start = this.end = 0;
+  }
+
+  clear(): void {
+    this.start = this.end = 0;
+  }
+}

@@ -1,0 +1,7 @@
+import { http1 } from "./http1/index.js";
+import type { ProtocolParser } from "./parser.js";
+
+/** Built-in parsers, in inference priority order. */
+export function defaultParsers(): ProtocolParser[] {
+  return [http1];
+}
