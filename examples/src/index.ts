@@ -1,3 +1,4 @@
 export { describePrivileged, type HostCheck, skipPrivileged } from "./privileged.js";
 export { examplesDir, run, startUntil, stop } from "./processes.js";
+export { freePort, type RunningServer, startNginx, waitForPort } from "./servers.js";
 export { workloads } from "./workloads.js";

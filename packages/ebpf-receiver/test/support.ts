@@ -1,6 +1,6 @@
 // Test support: privileged gating and materialised records (tests only; the hot path never copies).
 import { describePrivileged as describeWithChecks } from "@kalman/examples";
-import { receiverPreflight, RecordType, type SocketTracer } from "../src/index.js";
+import { RecordType, receiverPreflight, type SocketTracer } from "../src/index.js";
 
 /** A describe block that needs root and BPF: fails loudly without them, unless KALMAN_SKIP_PRIVILEGED=1. */
 export function describePrivileged(name: string, body: () => void): void {

@@ -1,5 +1,5 @@
 import { type EventBatch, RecordType, Syscall } from "@kalman/ebpf-receiver";
-import { type PendingRequest, Pairing } from "./pairing.js";
+import { Pairing, type PendingRequest } from "./pairing.js";
 import { type PayloadView, SocketPayloadView } from "./payload.js";
 import { Confidence, type ProtocolParser, type ProtocolSession } from "./protocols/parser.js";
 import { defaultParsers } from "./protocols/registry.js";
@@ -45,7 +45,7 @@ export interface L7Stats {
   ignoredBytes: number;
 }
 
-const enum ConnState {
+enum ConnState {
   Detecting = 0,
   Parsing = 1,
   Unknown = 2,
@@ -112,9 +112,7 @@ export class L7Aggregator {
     const enabled = options.protocols;
     for (const name of enabled ?? []) {
       if (!all.some((p) => p.name === name || (name === "grpc" && p.name === "http2"))) {
-        throw new Error(
-          `protocols: unknown protocol '${name}'; known: ${all.map((p) => p.name).join(", ")}`,
-        );
+        throw new Error(`protocols: unknown protocol '${name}'; known: ${all.map((p) => p.name).join(", ")}`);
       }
     }
     this.parsers = enabled ? all.filter((p) => enabled.includes(p.name)) : all;
@@ -313,7 +311,11 @@ export class L7Aggregator {
       else {
         // no role and the parser cannot tell: the side on the well-known port is the server
         const hinted = this.hints.get(best);
-        conn.weAreClient = hinted?.has(conn.localPort) ? false : hinted?.has(conn.remotePort) ? true : conn.localPort > conn.remotePort;
+        conn.weAreClient = hinted?.has(conn.localPort)
+          ? false
+          : hinted?.has(conn.remotePort)
+            ? true
+            : conn.localPort > conn.remotePort;
       }
     }
     conn.parser = best;

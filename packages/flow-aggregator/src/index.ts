@@ -1,4 +1,4 @@
-export { type L7AggregatorOptions, L7Aggregator, type L7Stats } from "./aggregator.js";
+export { L7Aggregator, type L7AggregatorOptions, type L7Stats } from "./aggregator.js";
 export { type PayloadView, SocketPayloadView } from "./payload.js";
 export { ByteQueue } from "./protocols/bytes.js";
 export { http1 } from "./protocols/http1/index.js";

@@ -1,4 +1,4 @@
-import { Direction, RecordFlag, type RecordCursor, SocketRole } from "@kalman/ebpf-receiver";
+import { Direction, type RecordCursor, RecordFlag, SocketRole } from "@kalman/ebpf-receiver";
 
 /**
  * One observed payload (a syscall's bytes, or later a packet's) as the aggregator reads it.

@@ -15,18 +15,34 @@ export interface Chunk {
 export const DEFAULT_SESSION: SessionOptions = { redact: true, maxBufferBytes: 64 * 1024 };
 
 /** Feeds chunks in order (chunk i gets startNs = 1000*i, endNs = 1000*i + 500, tid = 100 + i). */
-export function runParser(parser: ProtocolParser, chunks: Chunk[], options: SessionOptions = DEFAULT_SESSION): L7Message[] {
+export function runParser(
+  parser: ProtocolParser,
+  chunks: Chunk[],
+  options: SessionOptions = DEFAULT_SESSION,
+): L7Message[] {
   const session = parser.createSession(options);
   const out: L7Message[] = [];
   const seq = [1000, 5000];
   chunks.forEach((c, i) => {
     const dir = c.fromClient ? 0 : 1;
-    const meta: ChunkMeta = { startNs: 1000 * i, endNs: 1000 * i + 500, tcpSeq: seq[dir] as number, seqValid: true, tid: 100 + i };
+    const meta: ChunkMeta = {
+      startNs: 1000 * i,
+      endNs: 1000 * i + 500,
+      tcpSeq: seq[dir] as number,
+      seqValid: true,
+      tid: 100 + i,
+    };
     session.feed(c.fromClient, c.data, c.missing ?? 0, meta, (m) => out.push(structuredClone(m)));
     seq[dir] = ((seq[dir] as number) + c.data.length + (c.missing ?? 0)) >>> 0;
     expect(session.buffered()).toBeLessThanOrEqual(2 * options.maxBufferBytes);
   });
-  session.close?.((m) => out.push(structuredClone(m)), { startNs: 1e9, endNs: 1e9, tcpSeq: 0, seqValid: false, tid: 0 });
+  session.close?.((m) => out.push(structuredClone(m)), {
+    startNs: 1e9,
+    endNs: 1e9,
+    tcpSeq: 0,
+    seqValid: false,
+    tid: 0,
+  });
   return out;
 }
 
@@ -55,7 +71,8 @@ export function checkSplitsEverywhere(parser: ProtocolParser, chunks: Chunk[]): 
 export function checkByteByByte(parser: ProtocolParser, chunks: Chunk[]): void {
   const whole = fieldsOf(runParser(parser, chunks));
   const bytes: Chunk[] = [];
-  for (const c of chunks) for (let k = 0; k < c.data.length; k++) bytes.push({ fromClient: c.fromClient, data: c.data.subarray(k, k + 1) });
+  for (const c of chunks)
+    for (let k = 0; k < c.data.length; k++) bytes.push({ fromClient: c.fromClient, data: c.data.subarray(k, k + 1) });
   expect(fieldsOf(runParser(parser, bytes))).toEqual(whole);
 }
 
@@ -82,7 +99,11 @@ export function checkEveryPrefix(parser: ProtocolParser, chunks: Chunk[]): void 
 /** Random bytes and mutated fixtures: never throws, buffers stay bounded, output is deterministic. */
 export function checkFuzz(parser: ProtocolParser, fixtures: Chunk[][], runs = 300): void {
   const small: SessionOptions = { redact: true, maxBufferBytes: 4096 };
-  const chunkArb = fc.record({ fromClient: fc.boolean(), data: fc.uint8Array({ maxLength: 600 }), missing: fc.nat(3000) });
+  const chunkArb = fc.record({
+    fromClient: fc.boolean(),
+    data: fc.uint8Array({ maxLength: 600 }),
+    missing: fc.nat(3000),
+  });
   fc.assert(
     fc.property(fc.array(chunkArb, { maxLength: 30 }), (chunks) => {
       const a = runParser(parser, chunks, small);
@@ -97,7 +118,7 @@ export function checkFuzz(parser: ProtocolParser, fixtures: Chunk[][], runs = 30
       const copy = fixture.map((c) => ({ ...c, data: Uint8Array.from(c.data) }));
       for (const [pos, value] of flips) {
         const c = copy[pos % copy.length];
-        if (c && c.data.length) c.data[pos % c.data.length] = value;
+        if (c?.data.length) c.data[pos % c.data.length] = value;
       }
       return copy;
     });

@@ -1,7 +1,8 @@
 // End-to-end support: trace real processes with the real receiver and turn what it saw into records.
-import { describePrivileged as describeWithChecks } from "@kalman/examples";
+
 import { type ReceiverStats, receiverPreflight, SocketTracer } from "@kalman/ebpf-receiver";
-import { type L7AggregatorOptions, L7Aggregator, type L7Stats } from "../../src/aggregator.js";
+import { describePrivileged as describeWithChecks } from "@kalman/examples";
+import { L7Aggregator, type L7AggregatorOptions, type L7Stats } from "../../src/aggregator.js";
 import type { RequestRecord } from "../../src/types.js";
 
 export function describePrivileged(name: string, body: () => void): void {

@@ -28,7 +28,15 @@ function hasVersionOnFirstLine(b: Uint8Array, from: number): boolean {
     if (b[i] === 10) {
       // " HTTP/1.x" just before the line end
       const end = b[i - 1] === 13 ? i - 1 : i;
-      return end >= 9 && b[end - 9] === 32 && b[end - 8] === 72 && b[end - 7] === 84 && b[end - 4] === 80 && b[end - 3] === 47 && b[end - 2] === 49;
+      return (
+        end >= 9 &&
+        b[end - 9] === 32 &&
+        b[end - 8] === 72 &&
+        b[end - 7] === 84 &&
+        b[end - 5] === 80 &&
+        b[end - 4] === 47 &&
+        b[end - 3] === 49
+      );
     }
   }
   return true; // first line cut by the capture: method + target is enough
@@ -58,4 +66,30 @@ export function detectHttp1(b: Uint8Array): Detection {
   if (looksLikeRequestStart(b)) return { confidence: Confidence.Sure, fromClient: true };
   if (looksLikeResponseStart(b)) return { confidence: Confidence.Sure, fromClient: false };
   return NOT_DETECTED;
+}
+
+const RESPONSE_PREFIX = [72, 84, 84, 80, 47, 49, 46]; // "HTTP/1."
+
+/**
+ * False when the bytes from `at` can no longer become the start of a message from that side
+ * (used to resynchronise early); true while they still might, even if incomplete.
+ */
+export function couldStartMessage(b: Uint8Array, at: number, fromClient: boolean): boolean {
+  const n = b.length - at;
+  if (fromClient) {
+    for (const m of METHOD_BYTES) {
+      let ok = true;
+      for (let i = 0; i < Math.min(n, m.length + 1); i++) {
+        const want = i < m.length ? m[i] : 32;
+        if (b[at + i] !== want) {
+          ok = false;
+          break;
+        }
+      }
+      if (ok) return n <= m.length + 1 || looksLikeRequestStart(b.subarray(at));
+    }
+    return false;
+  }
+  for (let i = 0; i < Math.min(n, RESPONSE_PREFIX.length); i++) if (b[at + i] !== RESPONSE_PREFIX[i]) return false;
+  return n < 12 || looksLikeResponseStart(b.subarray(at));
 }

@@ -68,7 +68,8 @@ export function parseHead(b: Uint8Array, start: number, end: number, fromClient:
     const lineEnd = next > at && text.charCodeAt(next - 1) === 13 ? next - 1 : next;
     if (lineEnd === at) break; // blank line: end of head
     const colon = text.indexOf(":", at);
-    if (colon > at && colon < lineEnd) header(head, text.slice(at, colon).toLowerCase(), text.slice(colon + 1, lineEnd).trim());
+    if (colon > at && colon < lineEnd)
+      header(head, text.slice(at, colon).toLowerCase(), text.slice(colon + 1, lineEnd).trim());
     at = next + 1;
     next = 0;
   }

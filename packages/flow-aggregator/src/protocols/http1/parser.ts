@@ -1,11 +1,11 @@
 import type { ChunkMeta, L7Message } from "../../types.js";
 import { ByteQueue } from "../bytes.js";
 import type { Emit, ProtocolSession, SessionOptions, SessionStats } from "../parser.js";
-import { looksLikeRequestStart, looksLikeResponseStart } from "./detect.js";
+import { couldStartMessage, looksLikeRequestStart, looksLikeResponseStart } from "./detect.js";
 import { type Head, parseHead } from "./head.js";
 import { toMessage } from "./record.js";
 
-const enum Mode {
+enum Mode {
   /** Waiting for / accumulating a message head. */
   Head = 0,
   /** Skipping `remaining` body bytes. */
@@ -121,7 +121,14 @@ export class Http1Session implements ProtocolSession {
   }
 
   /** Runs the state machine over `view` from `at`; returns how many bytes it consumed. */
-  private process(d: Direction, fromClient: boolean, view: Uint8Array, at: number, meta: ChunkMeta, emit: Emit): number {
+  private process(
+    d: Direction,
+    fromClient: boolean,
+    view: Uint8Array,
+    at: number,
+    meta: ChunkMeta,
+    emit: Emit,
+  ): number {
     let i = at;
     while (i < view.length) {
       switch (d.mode) {
@@ -130,6 +137,12 @@ export class Http1Session implements ProtocolSession {
             // tolerate stray CRLFs between messages
             while (i < view.length && (view[i] === 13 || view[i] === 10)) i++;
             if (i >= view.length) return i;
+            if (!couldStartMessage(view, i, fromClient)) {
+              // not a message start (capture began mid-body, or we lost our place)
+              d.reset(Mode.Resync);
+              this.stats.resyncBytes += view.length - i;
+              return view.length;
+            }
             d.begin(meta, i);
           }
           const end = findHeadEnd(view, i);
@@ -261,7 +274,7 @@ export class Http1Session implements ProtocolSession {
     m.tid = d.startTid;
     m.bytes = d.bytes;
     if (d.startSeq !== undefined) m.tcpSeq = d.startSeq;
-    if (d.truncated) (m.attributes ??= {})["kalman.truncated"] = true;
+    if (d.truncated) m.attributes = { ...m.attributes, "kalman.truncated": true };
     if (fromClient) {
       if (this.methods.length < MAX_PENDING_METHODS) this.methods.push(h.method);
     } else {
