@@ -3,12 +3,14 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { runDemo } from "./commands/demo.js";
 import { runDoctor } from "./commands/doctor.js";
+import { runAgent } from "./commands/run.js";
 
 const USAGE = `kalman — zero-code observability with eBPF and OpenTelemetry
 
 usage: kalman <command> [options]
 
 commands:
+  run       trace this host: print request records live and write them as JSON lines
   demo      start a small workload, trace it with eBPF and show what was seen
   doctor    check this host's kernel features and privileges, with fixes
   version   print the version
@@ -18,6 +20,21 @@ options:
 `;
 
 const HELP: Record<string, string> = {
+  run: `usage: kalman run [options]
+
+Traces TCP/UDP sockets with eBPF, parses HTTP/1 (and the other supported protocols),
+prints one line per request and appends each request record as JSON to --output.
+
+options:
+  --ports LIST        only sockets with these local or remote ports (e.g. 80,8080)
+  --pids LIST         only these processes
+  --protocols LIST    only these protocols (e.g. http1,redis)
+  --output FILE       JSON-lines file (default kalman-data/requests.jsonl)
+  --duration SECONDS  stop after this long (default: until Ctrl-C)
+  --capture-bytes N   payload bytes captured per syscall (default 1024, max 16384)
+  --raw               keep secrets (Authorization, query strings, SQL literals); off by default
+  --quiet             do not print request lines
+`,
   demo: "usage: kalman demo [--requests N]\n\nStarts a Node HTTP server and keep-alive client on loopback, traces them with eBPF\nand prints the socket events, their TCP sequence links and the loss counters.\n",
   doctor:
     "usage: kalman doctor\n\nChecks kernel version, BTF, tracefs, privileges, the build, and that the tracer loads.\nExit code 0 when everything passes, 1 otherwise.\n",
@@ -29,7 +46,21 @@ function version(): string {
   return pkg.version;
 }
 
+class UsageError extends Error {}
+
 async function main(argv: string[]): Promise<number> {
+  try {
+    return await dispatch(argv);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`kalman: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+async function dispatch(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === "-h" || command === "--help" || command === "help") {
     process.stdout.write(USAGE);
@@ -43,7 +74,18 @@ async function main(argv: string[]): Promise<number> {
   try {
     ({ values } = parseArgs({
       args: rest,
-      options: { help: { type: "boolean", short: "h" }, requests: { type: "string" } },
+      options: {
+        help: { type: "boolean", short: "h" },
+        requests: { type: "string" },
+        ports: { type: "string" },
+        pids: { type: "string" },
+        protocols: { type: "string" },
+        output: { type: "string" },
+        duration: { type: "string" },
+        "capture-bytes": { type: "string" },
+        raw: { type: "boolean" },
+        quiet: { type: "boolean" },
+      },
       strict: true,
     }));
   } catch (e) {
@@ -55,6 +97,36 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   switch (command) {
+    case "run": {
+      const list = (key: string): number[] | undefined => {
+        const v = values[key];
+        if (typeof v !== "string") return undefined;
+        const nums = v.split(",").map((x) => Number(x.trim()));
+        if (nums.some((n) => !Number.isInteger(n) || n <= 0))
+          throw new UsageError(`--${key} must be a comma-separated list of positive integers, got '${v}'`);
+        return nums;
+      };
+      const duration = values.duration === undefined ? undefined : Number(values.duration);
+      if (duration !== undefined && !(duration > 0))
+        throw new UsageError("--duration must be a positive number of seconds");
+      const capture = values["capture-bytes"] === undefined ? undefined : Number(values["capture-bytes"]);
+      if (capture !== undefined && !(Number.isInteger(capture) && capture >= 0 && capture <= 16384)) {
+        throw new UsageError("--capture-bytes must be an integer from 0 to 16384");
+      }
+      return runAgent({
+        ports: list("ports"),
+        pids: list("pids"),
+        protocols:
+          typeof values.protocols === "string"
+            ? (values.protocols.split(",").map((p) => p.trim()) as never)
+            : undefined,
+        output: typeof values.output === "string" ? values.output : "kalman-data/requests.jsonl",
+        durationS: duration,
+        captureBytes: capture,
+        raw: values.raw === true,
+        print: values.quiet !== true,
+      });
+    }
     case "demo": {
       const requests = values.requests === undefined ? 4 : Number(values.requests);
       if (!Number.isInteger(requests) || requests < 1 || requests > 1000) {

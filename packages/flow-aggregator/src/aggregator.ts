@@ -375,18 +375,40 @@ export class L7Aggregator {
     const startNs = first.startNs;
     const endNs = resp ? resp.endNs : first.endNs;
     const weAreClient = conn.weAreClient ?? true;
+    // one object shape for every record (all fields present), so V8 keeps record code monomorphic
+    let traceId: string | undefined;
+    let spanId: string | undefined;
+    if (req?.traceparent !== undefined) {
+      const tp = parseTraceparent(req.traceparent);
+      traceId = tp?.traceId;
+      spanId = tp?.spanId;
+    }
     const rec: RequestRecord = {
       protocol: resp?.protocol ?? req?.protocol ?? (conn.parser?.name as L7ProtocolName),
+      version: req?.version ?? resp?.version,
+      requestType: req?.requestType,
+      domain: req?.domain,
+      resource: req?.resource,
+      endpoint: req?.endpoint ?? resp?.endpoint,
       status: status ?? resp?.status ?? "unknown",
+      code: resp?.code,
+      exception: resp?.exception ?? exception,
       startNs,
       endNs,
       durationNs: endNs - startNs,
       requestBytes: req?.bytes ?? 0,
       responseBytes: resp?.bytes ?? 0,
+      traceId,
+      spanId,
+      xRequestId: req?.xRequestId,
+      reqTcpSeq: req?.tcpSeq,
+      respTcpSeq: resp?.tcpSeq,
       pid: conn.pid,
       reqTid: req?.tid ?? 0,
+      respTid: resp?.tid,
       comm: conn.comm,
       observationPoint: weAreClient ? "client" : "server",
+      interface: undefined,
       transport: conn.transport,
       clientAddr: weAreClient ? conn.localAddr : conn.remoteAddr,
       clientPort: weAreClient ? conn.localPort : conn.remotePort,
@@ -395,33 +417,9 @@ export class L7Aggregator {
       connId: conn.connId,
       netns: conn.netns,
       cgroupId: conn.cgroupId,
+      tls: undefined,
+      attributes: req?.attributes || resp?.attributes ? { ...req?.attributes, ...resp?.attributes } : undefined,
     };
-    if (resp) rec.respTid = resp.tid;
-    const version = req?.version ?? resp?.version;
-    if (version !== undefined) rec.version = version;
-    if (req) {
-      if (req.requestType !== undefined) rec.requestType = req.requestType;
-      if (req.domain !== undefined) rec.domain = req.domain;
-      if (req.resource !== undefined) rec.resource = req.resource;
-      if (req.endpoint !== undefined) rec.endpoint = req.endpoint;
-      if (req.xRequestId !== undefined) rec.xRequestId = req.xRequestId;
-      if (req.tcpSeq !== undefined) rec.reqTcpSeq = req.tcpSeq;
-      if (req.traceparent !== undefined) {
-        const tp = parseTraceparent(req.traceparent);
-        if (tp) {
-          rec.traceId = tp.traceId;
-          rec.spanId = tp.spanId;
-        }
-      }
-    }
-    if (resp) {
-      if (resp.code !== undefined) rec.code = resp.code;
-      if (resp.tcpSeq !== undefined) rec.respTcpSeq = resp.tcpSeq;
-      if (rec.endpoint === undefined && resp.endpoint !== undefined) rec.endpoint = resp.endpoint;
-    }
-    const exc = resp?.exception ?? exception;
-    if (exc !== undefined) rec.exception = exc;
-    if (req?.attributes || resp?.attributes) rec.attributes = { ...req?.attributes, ...resp?.attributes };
     this.counters.records++;
     this.out.push(rec);
   }

@@ -3,9 +3,43 @@
 const latin1 = new TextDecoder("latin1");
 const utf8 = new TextDecoder("utf-8", { fatal: false });
 
-/** Latin-1 text of a byte range (1 byte = 1 char, never throws). */
+/** Latin-1 text of a byte range (1 byte = 1 char, never throws). Short ranges skip TextDecoder. */
 export function ascii(b: Uint8Array, start = 0, end = b.length): string {
-  return latin1.decode(b.subarray(start, end));
+  const n = end - start;
+  if (n > 48) return latin1.decode(b.subarray(start, end));
+  let s = "";
+  for (let i = start; i < end; i++) s += String.fromCharCode(b[i] as number);
+  return s;
+}
+
+/**
+ * Remembers the last string decoded per slot and returns it again when the bytes are the same
+ * (hosts, paths and commands repeat on keep-alive connections): no new string, no garbage.
+ */
+export class StringCache {
+  private readonly bytes: Uint8Array[] = [];
+  private readonly strings: string[] = [];
+
+  text(slot: number, b: Uint8Array, start: number, end: number): string {
+    const n = end - start;
+    const prev = this.bytes[slot];
+    if (prev && prev.length === n) {
+      let same = true;
+      for (let i = 0; i < n; i++) {
+        if (prev[i] !== b[start + i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return this.strings[slot] as string;
+    }
+    const s = ascii(b, start, end);
+    if (n <= 256) {
+      this.bytes[slot] = b.slice(start, end);
+      this.strings[slot] = s;
+    }
+    return s;
+  }
 }
 
 /** UTF-8 text of a byte range (invalid sequences become U+FFFD). */

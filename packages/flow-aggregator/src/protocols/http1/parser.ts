@@ -1,5 +1,5 @@
 import type { ChunkMeta, L7Message } from "../../types.js";
-import { ByteQueue } from "../bytes.js";
+import { ByteQueue, StringCache } from "../bytes.js";
 import type { Emit, ProtocolSession, SessionOptions, SessionStats } from "../parser.js";
 import { couldStartMessage, looksLikeRequestStart, looksLikeResponseStart } from "./detect.js";
 import { type Head, parseHead } from "./head.js";
@@ -71,6 +71,7 @@ export class Http1Session implements ProtocolSession {
   private readonly s2c: Direction;
   /** Methods of requests whose final response has not been seen (HEAD has no response body). */
   private readonly methods: string[] = [];
+  private readonly strings = new StringCache();
 
   constructor(private readonly options: SessionOptions) {
     this.c2s = new Direction(options.maxBufferBytes);
@@ -153,7 +154,7 @@ export class Http1Session implements ProtocolSession {
             }
             return i; // wait for more
           }
-          const head = parseHead(view, i, end, fromClient);
+          const head = parseHead(view, i, end, fromClient, this.strings);
           if (!head) {
             this.malformed(d);
             return view.length;
@@ -322,7 +323,7 @@ export class Http1Session implements ProtocolSession {
         if (d.started && d.queue.length > 0) {
           // the head itself was cut by the capture size: keep what we have
           const view = d.queue.view();
-          const head = parseHead(view, 0, view.length, fromClient);
+          const head = parseHead(view, 0, view.length, fromClient, this.strings);
           if (head) {
             d.head = head;
             d.bytes += view.length + n;
@@ -360,14 +361,16 @@ export class Http1Session implements ProtocolSession {
   }
 }
 
-/** Offset just past the blank line ending a head, or -1. Accepts CRLFCRLF and LFLF. */
+const CRLFCRLF = Buffer.from("\r\n\r\n");
+const LFLF = Buffer.from("\n\n");
+const indexOfBytes = Buffer.prototype.indexOf as (this: Uint8Array, needle: Uint8Array, from: number) => number;
+
+/** Offset just past the blank line ending a head, or -1. Accepts CRLFCRLF and LFLF (native search). */
 function findHeadEnd(b: Uint8Array, from: number): number {
-  for (let i = from; i < b.length; i++) {
-    if (b[i] !== 10) continue;
-    if (b[i + 1] === 10) return i + 2;
-    if (b[i + 1] === 13 && b[i + 2] === 10) return i + 3;
-  }
-  return -1;
+  const crlf = indexOfBytes.call(b, CRLFCRLF, from);
+  const lf = indexOfBytes.call(crlf < 0 ? b : b.subarray(0, crlf), LFLF, from);
+  if (lf >= 0) return lf + 2;
+  return crlf < 0 ? -1 : crlf + 4;
 }
 
 /** Offset of the CR (or lone LF) ending the line starting at `from`, or -1. */

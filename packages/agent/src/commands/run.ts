@@ -1,0 +1,137 @@
+import { createWriteStream, mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { ReceiverError, SocketTracer } from "@kalman/ebpf-receiver";
+import { L7Aggregator, type L7ProtocolName, type RequestRecord } from "@kalman/flow-aggregator";
+
+export interface RunOptions {
+  ports?: number[];
+  pids?: number[];
+  protocols?: L7ProtocolName[];
+  /** JSON-lines file for request records. */
+  output: string;
+  /** Stop after this many seconds (default: until SIGINT/SIGTERM). */
+  durationS?: number;
+  captureBytes?: number;
+  /** Keep secrets (Authorization values, query strings, SQL literals). */
+  raw?: boolean;
+  /** Print one line per request (default true). */
+  print?: boolean;
+  out?: NodeJS.WritableStream;
+  err?: NodeJS.WritableStream;
+}
+
+function ms(ns: number): string {
+  const v = ns / 1e6;
+  return v >= 100 ? `${v.toFixed(0)}ms` : `${v.toFixed(2)}ms`;
+}
+
+/** One human line per request record. */
+export function formatRecord(r: RequestRecord): string {
+  const what = [r.requestType, r.resource].filter(Boolean).join(" ") || "-";
+  const result = r.code !== undefined ? `${r.code} ${r.status}` : r.status;
+  const peer =
+    r.observationPoint === "client" ? `→ ${r.serverAddr}:${r.serverPort}` : `← ${r.clientAddr}:${r.clientPort}`;
+  return `${r.protocol.padEnd(10)} ${what.slice(0, 60).padEnd(60)} ${result.padEnd(18)} ${ms(r.durationNs).padStart(9)}  ${r.comm}/${r.pid} ${peer} [${r.observationPoint}]`;
+}
+
+/** `kalman run`: trace this host, print request records live and write them as JSON lines. */
+export async function runAgent(opts: RunOptions): Promise<number> {
+  const out = opts.out ?? process.stdout;
+  const err = opts.err ?? process.stderr;
+  let agg: L7Aggregator;
+  try {
+    agg = new L7Aggregator({ protocols: opts.protocols, redact: !opts.raw });
+  } catch (e) {
+    err.write(`kalman run: ${(e as Error).message}\n`);
+    return 2;
+  }
+  let tracer: SocketTracer;
+  try {
+    tracer = SocketTracer.open({
+      ports: opts.ports,
+      pids: opts.pids,
+      captureBytes: opts.captureBytes,
+      closeOnSignals: false,
+    });
+  } catch (e) {
+    if (e instanceof ReceiverError) {
+      err.write(`kalman run: cannot start the eBPF tracer\n${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  const file = resolve(opts.output);
+  mkdirSync(dirname(file), { recursive: true });
+  const sink = createWriteStream(file, { flags: "a" });
+  const filters = [
+    opts.ports?.length ? `ports ${opts.ports.join(",")}` : "",
+    opts.pids?.length ? `pids ${opts.pids.join(",")}` : "",
+  ].filter(Boolean);
+  err.write(
+    `kalman run: ${tracer.programIds().length} eBPF programs attached (${filters.join("; ") || "all processes"}); ` +
+      `request records → ${file}${opts.raw ? " (raw: secrets NOT redacted)" : ""}\n`,
+  );
+
+  let stopping = false;
+  const stop = () => {
+    stopping = true;
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  const deadline = opts.durationS ? Date.now() + opts.durationS * 1000 : Number.POSITIVE_INFINITY;
+  let lastTick = Date.now();
+  let lastStatus = Date.now();
+  let events = 0;
+  let recordsSince = 0;
+  const flush = () => {
+    const records = agg.takeRecords();
+    if (!records.length) return;
+    recordsSince += records.length;
+    let lines = "";
+    for (const r of records) {
+      lines += `${JSON.stringify(r)}\n`;
+      if (opts.print !== false) out.write(`${formatRecord(r)}\n`);
+    }
+    sink.write(lines);
+  };
+  try {
+    while (!stopping && Date.now() < deadline) {
+      for (let b = tracer.drainOnce(); b; b = tracer.drainOnce()) {
+        events += b.count;
+        agg.ingestBatch(b);
+      }
+      flush();
+      const now = Date.now();
+      if (now - lastTick >= 1000) {
+        agg.tick();
+        lastTick = now;
+      }
+      if (now - lastStatus >= 10_000) {
+        const s = tracer.stats();
+        const secs = (now - lastStatus) / 1000;
+        err.write(
+          `status: ${(events / secs).toFixed(0)} events/s, ${(recordsSince / secs).toFixed(1)} requests/s, ` +
+            `lost ${s.lostRingFull + s.lostStashFull}, connections ${agg.stats().connections}\n`,
+        );
+        events = 0;
+        recordsSince = 0;
+        lastStatus = now;
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    for (let b = tracer.drainOnce(); b; b = tracer.drainOnce()) agg.ingestBatch(b);
+    flush();
+  } finally {
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
+    const s = tracer.stats();
+    const a = agg.stats();
+    tracer.close();
+    await new Promise((r) => sink.end(r));
+    err.write(
+      `kalman run: stopped. ${a.records} requests recorded; kernel lost ${s.lostRingFull + s.lostStashFull}; ` +
+        `${a.connectionsUnknown} connections of unknown protocol, ${a.malformed} malformed messages\n`,
+    );
+  }
+  return 0;
+}
