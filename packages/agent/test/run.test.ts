@@ -1,0 +1,72 @@
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type RunningServer, startNginx } from "@kalman/examples";
+import { afterAll, describe, expect, it } from "vitest";
+
+const cli = fileURLToPath(new URL("../dist/src/cli.js", import.meta.url));
+const privileged = process.env.KALMAN_SKIP_PRIVILEGED !== "1";
+const tmp = mkdtempSync(join(tmpdir(), "kalman-run-"));
+let nginx: RunningServer | undefined;
+afterAll(async () => {
+  await nginx?.stop();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe("kalman run", () => {
+  it("rejects an unknown protocol and a bad port list, naming the option, before attaching anything", () => {
+    const proto = spawnSync(process.execPath, [cli, "run", "--protocols", "gopher", "--duration", "1"], {
+      encoding: "utf8",
+    });
+    expect(proto.status).toBe(2);
+    expect(proto.stderr).toContain("protocols: unknown protocol 'gopher'");
+    expect(proto.stderr).not.toContain("attached");
+    const ports = spawnSync(process.execPath, [cli, "run", "--ports", "80,abc"], { encoding: "utf8" });
+    expect(ports.status).toBe(2);
+    expect(ports.stderr).toContain("--ports must be a comma-separated list of positive integers");
+  });
+
+  it.runIf(privileged)("prints one line per request and writes each record as a JSON line", async () => {
+    nginx = await startNginx(`    location / { return 200 "ok\\n"; }`);
+    const out = join(tmp, "requests.jsonl");
+    const child = spawn(
+      process.execPath,
+      [cli, "run", "--ports", String(nginx.port), "--duration", "4", "--output", out],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    // wait until attached, then send traffic
+    for (let i = 0; i < 100 && !stderr.includes("attached"); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(stderr).toContain("eBPF programs attached");
+    for (const path of ["/one", "/two", "/three"])
+      execFileSync("curl", ["-s", "-o", "/dev/null", `http://127.0.0.1:${nginx.port}${path}`]);
+    const code = await new Promise((r) => child.on("exit", r));
+    expect(code).toBe(0);
+    expect(stdout.match(/^http1 +GET \/(one|two|three) +200 ok .*\[server\]$/gm)).toHaveLength(3);
+    expect(stdout.match(/\[client\]$/gm)).toHaveLength(3);
+    const records = readFileSync(out, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(records).toHaveLength(6);
+    expect(
+      records
+        .filter((r) => r.observationPoint === "server")
+        .map((r) => r.resource)
+        .sort(),
+    ).toEqual(["/one", "/three", "/two"]);
+    expect(records.every((r) => r.protocol === "http1" && r.code === 200 && r.serverPort === nginx?.port)).toBe(true);
+    expect(stderr).toMatch(/stopped\. 6 requests recorded; kernel lost 0/);
+  });
+});
