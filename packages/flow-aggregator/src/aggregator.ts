@@ -4,7 +4,7 @@ import { type PayloadView, SocketPayloadView } from "./payload.js";
 import { Confidence, type ProtocolParser, type ProtocolSession } from "./protocols/parser.js";
 import { defaultParsers } from "./protocols/registry.js";
 import { parseTraceparent } from "./protocols/traceparent.js";
-import type { ChunkMeta, L7Message, L7ProtocolName, RequestRecord } from "./types.js";
+import type { ChunkMeta, ConnectionInfo, L7Listener, L7Message, L7ProtocolName, RequestRecord } from "./types.js";
 
 export interface L7AggregatorOptions {
   /** Protocols to parse (default: all). */
@@ -27,6 +27,8 @@ export interface L7AggregatorOptions {
   maxDetectChunks?: number;
   /** Custom parser list (default: the built-in parsers). */
   parsers?: ProtocolParser[];
+  /** Told about every request and response as they are parsed (the span correlator). */
+  listener?: L7Listener;
 }
 
 /** Counters: what was parsed, and every place data was dropped or could not be used. */
@@ -51,7 +53,7 @@ enum ConnState {
   Unknown = 2,
 }
 
-interface Conn {
+interface Conn extends Omit<ConnectionInfo, "weAreClient"> {
   key: number | string;
   connId: number;
   transport: "tcp" | "udp";
@@ -89,7 +91,8 @@ export class L7Aggregator {
   private readonly meta: ChunkMeta = { startNs: 0, endNs: 0, tcpSeq: 0, seqValid: false, tid: 0 };
   private current: Conn | undefined;
   private lastNs = 0;
-  private readonly opts: Required<Omit<L7AggregatorOptions, "protocols" | "portHints" | "parsers">>;
+  private readonly opts: Required<Omit<L7AggregatorOptions, "protocols" | "portHints" | "parsers" | "listener">>;
+  private readonly listener: L7Listener | undefined;
   private readonly hints = new Map<ProtocolParser, Set<number>>();
   private readonly counters: L7Stats = {
     connections: 0,
@@ -116,6 +119,7 @@ export class L7Aggregator {
       }
     }
     this.parsers = enabled ? all.filter((p) => enabled.includes(p.name)) : all;
+    this.listener = options.listener;
     for (const p of this.parsers) {
       this.hints.set(p, new Set([...p.ports, ...(options.portHints?.[p.name] ?? [])]));
     }
@@ -142,6 +146,12 @@ export class L7Aggregator {
         this.closeConnection(c.sockId);
       }
     }
+    this.endBatch();
+  }
+
+  /** Ends a batch of ingest() calls: the listener resolves what waited for the whole batch. */
+  endBatch(): void {
+    this.listener?.onBatchEnd();
   }
 
   /** Feeds one payload. */
@@ -328,6 +338,7 @@ export class L7Aggregator {
     const conn = this.current;
     if (!conn) return;
     if (m.kind === "request") {
+      this.listener?.onRequest(conn as ConnectionInfo, m);
       if (m.oneWay) {
         this.pushRecord(conn, m, undefined, "ok");
         return;
@@ -338,6 +349,7 @@ export class L7Aggregator {
     }
     const req = m.unsolicited ? undefined : conn.pairing.take(m);
     if (!req) this.counters.orphanResponses++;
+    this.listener?.onResponse(conn as ConnectionInfo, m, req?.message);
     this.pushRecord(conn, req?.message, m, undefined);
   }
 
@@ -419,6 +431,7 @@ export class L7Aggregator {
       cgroupId: conn.cgroupId,
       tls: undefined,
       attributes: req?.attributes || resp?.attributes ? { ...req?.attributes, ...resp?.attributes } : undefined,
+      span: req?.span ?? resp?.span,
     };
     this.counters.records++;
     this.out.push(rec);

@@ -16,9 +16,13 @@ export { parseTraceparent, type TraceParent } from "./protocols/traceparent.js";
 export type {
   AttributeValue,
   ChunkMeta,
+  ConnectionInfo,
+  L7Listener,
   L7Message,
   L7ProtocolName,
+  LinkKind,
   ObservationPoint,
   RequestRecord,
   ResponseStatus,
+  SpanLink,
 } from "./types.js";

@@ -66,6 +66,47 @@ export interface L7Message {
 
   /** Protocol-specific extras, with OTel semconv names where they exist. */
   attributes?: Record<string, AttributeValue>;
+
+  /** Trace context a listener (the span correlator) gave this request; filled by the end of the batch. */
+  span?: SpanLink;
+}
+
+/** How a request's span joins a trace (see span-correlator). */
+export type LinkKind = "traceparent" | "tcp_seq" | "thread" | "x_request_id";
+
+/** W3C ids of a request's span, and why it has (or lacks) a parent. */
+export interface SpanLink {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  linkedBy?: LinkKind;
+  /** Why no parent was set (never guessed): e.g. "ambiguous: 3 requests in flight on thread". */
+  unlinkedReason?: string;
+}
+
+/** What a listener learns about the connection a message belongs to. */
+export interface ConnectionInfo {
+  readonly connId: number;
+  readonly pid: number;
+  readonly comm: string;
+  readonly transport: "tcp" | "udp";
+  /** The observed process is the client of this connection. */
+  readonly weAreClient: boolean;
+  readonly localAddr: string;
+  readonly localPort: number;
+  readonly remoteAddr: string;
+  readonly remotePort: number;
+  readonly netns: number;
+}
+
+/** Hooks for request context propagation (span-correlator implements them). */
+export interface L7Listener {
+  /** A request was parsed (read on a server connection, or written on a client connection). */
+  onRequest(conn: ConnectionInfo, request: L7Message): void;
+  /** A response was parsed; `request` is the one it answers when known. */
+  onResponse(conn: ConnectionInfo, response: L7Message, request: L7Message | undefined): void;
+  /** The end of an ingested batch: resolve what waited for the rest of the batch. */
+  onBatchEnd(): void;
 }
 
 /** One request with its response: DeepFlow's l7_flow_log, in OTel terms. */
@@ -109,4 +150,6 @@ export interface RequestRecord {
   cgroupId: number;
   tls?: boolean;
   attributes?: Record<string, AttributeValue>;
+  /** Trace context from the span correlator, when one listens. */
+  span?: SpanLink;
 }
