@@ -236,6 +236,29 @@ static __always_inline void sock_ports(struct sock *sk, __u16 *sport, __u16 *dpo
 	*dport = bpf_ntohs(s->__sk_common.skc_dport);
 }
 
+/*
+ * Ports of a tracked socket: the cached ones when filled (the kernel zeroes a closing socket's
+ * ports), else live. The barriers keep clang from merging the two loads into one instruction
+ * over two pointer types, which the verifier rejects.
+ */
+static __always_inline void tracked_ports(struct sock *sk, struct sock_info *info, __u16 *sport, __u16 *dport)
+{
+	if (info->tuple_cached) {
+		__u16 s = info->sport, d = info->dport;
+		barrier_var(s);
+		barrier_var(d);
+		*sport = s;
+		*dport = d;
+		return;
+	}
+	__u16 s, d;
+	sock_ports(sk, &s, &d);
+	barrier_var(s);
+	barrier_var(d);
+	*sport = s;
+	*dport = d;
+}
+
 static __always_inline struct sock_info *sock_lookup_or_create(__u64 sk, __u8 role)
 {
 	struct sock_info *info = bpf_map_lookup_elem(&sockets, &sk);
@@ -764,7 +787,7 @@ int enter_close(struct trace_event_raw_sys_enter *ctx)
 	if (!info)
 		return 0; /* never seen: nothing to close */
 	__u16 sport, dport;
-	sock_ports(sk, &sport, &dport);
+	tracked_ports(sk, info, &sport, &dport);
 	if (ports_wanted(cfg, sport, dport))
 		emit_sock(sk, info, fd, KL_REC_SOCK, 0, KL_SYS_CLOSE, 0, 0, 0, 0);
 	/* A UDP socket has no TCP_CLOSE transition: forget it here. TCP waits for the state change. */
@@ -803,15 +826,15 @@ int on_inet_sock_set_state(struct tp_inet_sock_set_state *ctx)
 	struct sock *sk = (struct sock *)ctx->skaddr;
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return 0;
+	/* The kernel zeroes a closing socket's ports: filter on the cached tuple when there is one. */
 	__u16 sport, dport;
-	sock_ports(sk, &sport, &dport);
-	if (!ports_wanted(cfg, sport, dport))
-		return 0;
+	tracked_ports(sk, info, &sport, &dport);
 	struct sock_info copy = *info;
-	emit_sock(sk, &copy, KL_FD_NONE, KL_REC_TCP_STATE, KL_F_TASK_UNRELIABLE, 0, 0, 0, (__u8)ctx->oldstate,
-		  (__u8)ctx->newstate);
+	if (ports_wanted(cfg, sport, dport))
+		emit_sock(sk, &copy, KL_FD_NONE, KL_REC_TCP_STATE, KL_F_TASK_UNRELIABLE, 0, 0, 0, (__u8)ctx->oldstate,
+			  (__u8)ctx->newstate);
 	if (ctx->newstate == TCP_CLOSE)
-		bpf_map_delete_elem(&sockets, &key);
+		bpf_map_delete_elem(&sockets, &key); /* forget it whatever the filter said: the pointer will be reused */
 	return 0;
 }
 
@@ -826,7 +849,7 @@ int on_tcp_retransmit_skb(struct tp_tcp_retransmit_skb *ctx)
 	if (!info)
 		return 0;
 	__u16 sport, dport;
-	sock_ports((struct sock *)ctx->skaddr, &sport, &dport);
+	tracked_ports((struct sock *)ctx->skaddr, info, &sport, &dport);
 	if (!ports_wanted(cfg, sport, dport))
 		return 0;
 	emit_sock((struct sock *)ctx->skaddr, info, KL_FD_NONE, KL_REC_TCP_RETRANS, KL_F_TASK_UNRELIABLE, 0, 0, 0,

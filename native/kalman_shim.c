@@ -42,25 +42,49 @@ struct kl_tracer {
 static char log_keep[KL_LOG_KEEP];
 static size_t log_len;
 
-static int on_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+static void log_append(const char *text, size_t n)
 {
-	char line[1024];
-	if (level == LIBBPF_DEBUG)
-		return 0;
-	int n = vsnprintf(line, sizeof(line), fmt, ap);
-	if (n <= 0)
-		return 0;
-	if ((size_t)n >= sizeof(line))
-		n = sizeof(line) - 1;
+	if (n >= KL_LOG_KEEP / 2) {
+		/* a whole verifier log in one print: its end holds the verdict */
+		text += n - (KL_LOG_KEEP / 2 - 1);
+		n = KL_LOG_KEEP / 2 - 1;
+	}
 	if (log_len + n >= KL_LOG_KEEP) {
 		/* keep the newest half */
 		size_t keep = KL_LOG_KEEP / 2;
 		memmove(log_keep, log_keep + log_len - keep, keep);
 		log_len = keep;
 	}
-	memcpy(log_keep + log_len, line, n);
+	memcpy(log_keep + log_len, text, n);
 	log_len += n;
 	log_keep[log_len] = 0;
+}
+
+static int on_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	char line[1024];
+	va_list again;
+	va_copy(again, ap);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	if (n <= 0) {
+		va_end(again);
+		return 0;
+	}
+	if ((size_t)n < sizeof(line)) {
+		log_append(line, (size_t)n);
+	} else {
+		char *big = malloc((size_t)n + 1);
+		if (big) {
+			vsnprintf(big, (size_t)n + 1, fmt, again);
+			log_append(big, (size_t)n);
+			free(big);
+		} else {
+			log_append(line, sizeof(line) - 1);
+		}
+	}
+	va_end(again);
 	return 0;
 }
 

@@ -200,6 +200,27 @@ describePrivileged("socket tracer, end to end", () => {
     expect(got!.tcpSeq).toBe(sent!.tcpSeq);
   });
 
+  it("reports a server socket's close under a port filter, and never reuses its id for the next connection", async () => {
+    const srv = await server("python3", [workloads.tcpPair, "server", "0"]);
+    tracer = SocketTracer.open({ ports: [srv.port] });
+    await run("python3", [workloads.tcpPair, "client", String(srv.port), "send", "8"]);
+    await run("python3", [workloads.tcpPair, "client", String(srv.port), "send", "8"]);
+    const recs = await settleAndDrain(tracer, [], 300);
+    const serverSockets = [
+      ...new Set(
+        data(recs)
+          .filter((r) => r.tgid === srv.pid)
+          .map((r) => r.sockId),
+      ),
+    ];
+    expect(serverSockets).toHaveLength(2);
+    for (const id of serverSockets) {
+      // the kernel zeroes a closing socket's ports; the cached tuple keeps the filter working
+      expect(recs.some((r) => r.type === RecordType.sock && r.syscall === Syscall.Close && r.sockId === id)).toBe(true);
+      expect(recs.some((r) => r.type === RecordType.tcpState && r.sockId === id && r.newState === 7)).toBe(true);
+    }
+  });
+
   it("truncates payloads to the capture size and keeps the true byte count", async () => {
     const srv = await server("python3", [workloads.tcpPair, "server", "0"]);
     tracer = SocketTracer.open({ ports: [srv.port], captureBytes: 1024 });

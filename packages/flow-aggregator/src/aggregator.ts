@@ -73,10 +73,19 @@ interface Conn extends Omit<ConnectionInfo, "weAreClient"> {
   pairing: Pairing;
   /** Next expected TCP seq per direction: [fromClient, fromServer]; -1 unknown. */
   nextSeq: [number, number];
+  /**
+   * While detecting on TCP: small chunks that matched nothing yet, per direction (egress, ingress),
+   * kept to be joined with the next chunk (a length prefix read on its own, for example).
+   */
+  held: [Uint8Array | undefined, Uint8Array | undefined];
+  heldSeq: [number, number];
   lastSeenNs: number;
 }
 
 const NS_PER_MS = 1e6;
+/** Largest undetected chunk held back to be joined with the next one. */
+const MAX_HELD = 64;
+const TCP_CLOSE = 7;
 
 /**
  * Socket (or packet) payloads in, request records out: per-connection protocol inference,
@@ -142,7 +151,10 @@ export class L7Aggregator {
       const type = c.type;
       if (type === RecordType.data) {
         if (c.l4proto === 6 || c.l4proto === 17) this.ingest(view);
-      } else if (type === RecordType.sock && c.syscall === Syscall.Close) {
+      } else if (
+        (type === RecordType.sock && c.syscall === Syscall.Close) ||
+        (type === RecordType.tcpState && c.newState === TCP_CLOSE)
+      ) {
         this.closeConnection(c.sockId);
       }
     }
@@ -169,21 +181,47 @@ export class L7Aggregator {
     const endNs = v.endNs;
     conn.lastSeenNs = endNs;
     if (endNs > this.lastNs) this.lastNs = endNs;
-    const data = v.payload();
+    const payload = v.payload();
+    let data = payload;
     if (conn.state === ConnState.Unknown) {
       this.counters.ignoredBytes += v.bytes;
       return;
     }
-    if (conn.state === ConnState.Detecting && !this.detect(conn, v, data)) {
-      this.counters.ignoredBytes += v.bytes;
-      return;
+    let seqOverride = -1;
+    if (conn.state === ConnState.Detecting) {
+      const h = v.egress ? 0 : 1;
+      const held = conn.held[h];
+      if (held && transport === "tcp") {
+        const joined = new Uint8Array(held.length + data.length);
+        joined.set(held);
+        joined.set(data, held.length);
+        data = joined;
+        seqOverride = conn.heldSeq[h];
+        conn.held[h] = undefined;
+      }
+      if (!this.detect(conn, v, data)) {
+        if (
+          conn.state === ConnState.Detecting &&
+          transport === "tcp" &&
+          data.length <= MAX_HELD &&
+          v.bytes === payload.length
+        ) {
+          conn.held[h] = data.slice();
+          conn.heldSeq[h] = seqOverride >= 0 ? seqOverride : v.tcpSeq;
+        } else {
+          this.counters.ignoredBytes += data.length + (conn.held[1 - h]?.length ?? 0);
+          conn.held[1 - h] = undefined;
+        }
+        return;
+      }
     }
     const session = conn.session as ProtocolSession;
     const fromClient = conn.weAreClient === v.egress;
     const meta = this.meta;
-    meta.startNs = v.startNs;
+    // a read may block long before data arrives: its bytes exist from the read's return
+    meta.startNs = v.egress ? v.startNs : endNs;
     meta.endNs = endNs;
-    meta.tcpSeq = v.tcpSeq;
+    meta.tcpSeq = seqOverride >= 0 ? seqOverride : v.tcpSeq;
     meta.seqValid = v.seqValid;
     meta.tid = v.tid;
     this.current = conn;
@@ -197,9 +235,9 @@ export class L7Aggregator {
           session.feed(fromClient, EMPTY, gap, meta, this.emit);
         }
       }
-      conn.nextSeq[dir] = (meta.tcpSeq + v.bytes) >>> 0;
+      conn.nextSeq[dir] = (v.tcpSeq + v.bytes) >>> 0;
     }
-    const missing = v.bytes > data.length ? v.bytes - data.length : 0;
+    const missing = v.bytes > payload.length ? v.bytes - payload.length : 0;
     session.feed(fromClient, data, missing, meta, this.emit);
     this.current = undefined;
   }
@@ -282,6 +320,8 @@ export class L7Aggregator {
       detectChunks: 0,
       pairing: new Pairing(this.opts.maxPendingPerConnection),
       nextSeq: [-1, -1],
+      held: [undefined, undefined],
+      heldSeq: [0, 0],
       lastSeenNs: v.endNs,
     };
     this.conns.set(key, conn);
@@ -329,7 +369,11 @@ export class L7Aggregator {
       }
     }
     conn.parser = best;
-    conn.session = best.createSession({ redact: this.opts.redact, maxBufferBytes: this.opts.maxBufferBytes });
+    conn.session = best.createSession({
+      redact: this.opts.redact,
+      maxBufferBytes: this.opts.maxBufferBytes,
+      transport: conn.transport,
+    });
     conn.state = ConnState.Parsing;
     return true;
   }

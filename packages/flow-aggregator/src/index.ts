@@ -1,6 +1,7 @@
 export { L7Aggregator, type L7AggregatorOptions, type L7Stats } from "./aggregator.js";
 export { type PayloadView, SocketPayloadView } from "./payload.js";
 export { ByteQueue } from "./protocols/bytes.js";
+export { dns } from "./protocols/dns/index.js";
 export { http1 } from "./protocols/http1/index.js";
 export {
   Confidence,

@@ -21,9 +21,10 @@ describe("L7Aggregator", () => {
       serverPort: 8080,
       clientAddr: "10.0.0.2",
       clientPort: 50000,
-      startNs: 10,
+      // an ingress request starts when its read returned (20), not when the read began waiting (10)
+      startNs: 20,
       endNs: 40,
-      durationNs: 30,
+      durationNs: 20,
       reqTid: 5,
       respTid: 6,
       pid: 77,
@@ -113,6 +114,19 @@ describe("L7Aggregator", () => {
     agg.ingest(view({ connId: 8, egress: true, data: OK, tcpSeq: 900 + OK.length, seqValid: true }));
     expect(agg.takeRecords().map((r) => r.resource)).toEqual(["/1", "/3"]);
     expect(agg.stats().gapBytes).toBe(50);
+  });
+
+  it("small chunks that match nothing yet are joined with the next one before giving up (split request line)", () => {
+    const agg = new L7Aggregator({ parsers: [http1] });
+    agg.ingest(view({ connId: 11, egress: false, data: "GE", tcpSeq: 500, seqValid: true }));
+    agg.ingest(view({ connId: 11, egress: false, data: "T /joined HTTP/1.1\r\n\r\n", tcpSeq: 502, seqValid: true }));
+    agg.ingest(view({ connId: 11, egress: true, data: OK, tcpSeq: 9000, seqValid: true }));
+    const [rec] = agg.takeRecords();
+    expect(rec).toMatchObject({
+      resource: "/joined",
+      reqTcpSeq: 500,
+      requestBytes: 2 + "T /joined HTTP/1.1\r\n\r\n".length,
+    });
   });
 
   it("UDP peers of one socket are separate conversations", () => {

@@ -15,6 +15,8 @@ export const NOT_DETECTED: Detection = { confidence: Confidence.No };
 export interface SessionOptions {
   /** Redact secrets (Authorization/Cookie values, SQL literals). Default true. */
   redact: boolean;
+  /** The connection's transport (datagram parsers get one datagram per feed on UDP). */
+  transport?: "tcp" | "udp";
   /** Upper bound of bytes a session may buffer per direction. */
   maxBufferBytes: number;
 }
