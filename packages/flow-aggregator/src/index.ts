@@ -3,6 +3,7 @@ export { type PayloadView, SocketPayloadView } from "./payload.js";
 export { ByteQueue } from "./protocols/bytes.js";
 export { dns } from "./protocols/dns/index.js";
 export { http1 } from "./protocols/http1/index.js";
+export { mqtt } from "./protocols/mqtt/index.js";
 export {
   Confidence,
   type Detection,
