@@ -4,6 +4,7 @@ export { ByteQueue } from "./protocols/bytes.js";
 export { dns } from "./protocols/dns/index.js";
 export { http1 } from "./protocols/http1/index.js";
 export { mqtt } from "./protocols/mqtt/index.js";
+export { mysql } from "./protocols/mysql/index.js";
 export {
   Confidence,
   type Detection,
@@ -13,6 +14,7 @@ export {
   type SessionOptions,
   type SessionStats,
 } from "./protocols/parser.js";
+export { postgresql } from "./protocols/postgresql/index.js";
 export { defaultParsers } from "./protocols/registry.js";
 export { parseTraceparent, type TraceParent } from "./protocols/traceparent.js";
 export type {

@@ -1,9 +1,11 @@
 import { dns } from "./dns/index.js";
 import { http1 } from "./http1/index.js";
 import { mqtt } from "./mqtt/index.js";
+import { mysql } from "./mysql/index.js";
 import type { ProtocolParser } from "./parser.js";
+import { postgresql } from "./postgresql/index.js";
 
 /** Built-in parsers, in inference priority order. */
 export function defaultParsers(): ProtocolParser[] {
-  return [http1, dns, mqtt];
+  return [http1, dns, mysql, postgresql, mqtt];
 }
