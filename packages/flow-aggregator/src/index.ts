@@ -15,6 +15,7 @@ export {
   type SessionStats,
 } from "./protocols/parser.js";
 export { postgresql } from "./protocols/postgresql/index.js";
+export { redis } from "./protocols/redis/index.js";
 export { defaultParsers } from "./protocols/registry.js";
 export { parseTraceparent, type TraceParent } from "./protocols/traceparent.js";
 export type {

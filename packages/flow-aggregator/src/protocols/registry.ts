@@ -4,8 +4,9 @@ import { mqtt } from "./mqtt/index.js";
 import { mysql } from "./mysql/index.js";
 import type { ProtocolParser } from "./parser.js";
 import { postgresql } from "./postgresql/index.js";
+import { redis } from "./redis/index.js";
 
 /** Built-in parsers, in inference priority order. */
 export function defaultParsers(): ProtocolParser[] {
-  return [http1, dns, mysql, postgresql, mqtt];
+  return [http1, dns, redis, mysql, postgresql, mqtt];
 }
