@@ -11,7 +11,7 @@ usage: kalman <command> [options]
 
 commands:
   run       trace this host: print request records live and write them as JSON lines
-  demo      start a small workload, trace it with eBPF and show what was seen
+  demo      start a demo topology, trace it with eBPF and show a request's trace
   doctor    check this host's kernel features and privileges, with fixes
   version   print the version
 
@@ -35,7 +35,7 @@ options:
   --raw               keep secrets (Authorization, query strings, SQL literals); off by default
   --quiet             do not print request lines
 `,
-  demo: "usage: kalman demo [--requests N]\n\nStarts a Node HTTP server and keep-alive client on loopback, traces them with eBPF\nand prints the socket events, their TCP sequence links and the loss counters.\n",
+  demo: "usage: kalman demo [--requests N]\n\nStarts a five-host topology in network namespaces (nginx, a Node frontend, a Python API,\nRedis, PostgreSQL, dnsmasq), traces it with eBPF while sending N requests (default 5), and\nprints one request's trace as a waterfall, the link statistics and where the records went.\n",
   doctor:
     "usage: kalman doctor\n\nChecks kernel version, BTF, tracefs, privileges, the build, and that the tracer loads.\nExit code 0 when everything passes, 1 otherwise.\n",
   version: "usage: kalman version\n",
@@ -128,7 +128,7 @@ async function dispatch(argv: string[]): Promise<number> {
       });
     }
     case "demo": {
-      const requests = values.requests === undefined ? 4 : Number(values.requests);
+      const requests = values.requests === undefined ? 5 : Number(values.requests);
       if (!Number.isInteger(requests) || requests < 1 || requests > 1000) {
         process.stderr.write("kalman demo: --requests must be an integer from 1 to 1000\n");
         return 2;

@@ -41,15 +41,22 @@ describe("kalman CLI", () => {
     expect(r.status).toBe(0);
   });
 
-  it.runIf(privileged)("demo traces the workload and links writes to reads by TCP seq", () => {
-    const r = kalman("demo", "--requests", "4");
+  it.runIf(privileged)("demo traces a request across nginx, Node and Python into one trace and cleans up", () => {
+    const r = kalman("demo", "--requests", "3");
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout.match(/ client send /g)).toHaveLength(4);
-    expect(r.stdout.match(/ server recv /g)?.length).toBeGreaterThanOrEqual(4);
-    expect(r.stdout).toContain("GET /item/0 HTTP/1.1");
-    expect(r.stdout).toContain("POST /item/0 HTTP/1.1");
-    const linked = Number(/(\d+) writes matched/.exec(r.stdout)?.[1]);
-    expect(linked).toBeGreaterThanOrEqual(8);
-    expect(r.stdout).toMatch(/kernel: \d+ records, 0 lost/);
+    expect(r.stdout).toContain("requests sent: 3 (status 200)");
+    // one trace: client → nginx (server, client) → frontend (server, client) → api (server)
+    expect(r.stdout).toMatch(/▶ nginx: GET \/checkout .*\(tcp_seq\)/);
+    expect(r.stdout).toMatch(/◀ nginx: GET \/checkout .*\(thread\)/);
+    expect(r.stdout).toMatch(/▶ frontend: GET \/checkout .*\(tcp_seq\)/);
+    expect(r.stdout).toMatch(/◀ frontend: GET \/price .*\(thread\)/);
+    expect(r.stdout).toMatch(/▶ api: GET \/price .*\(tcp_seq\)/);
+    // the DNS lookup and the database calls join the same trace
+    expect(r.stdout).toMatch(/◀ frontend: A inventory\.kalman\.test .*\(thread\)/);
+    expect(r.stdout).toMatch(/◀ api: SELECT items .*\(thread\)/);
+    expect(r.stdout).toMatch(/▶ postgres: SELECT items .*\(tcp_seq\)/);
+    expect(r.stdout).toMatch(/0 left unlinked as ambiguous/);
+    expect(r.stdout).toMatch(/kernel: \d+ events, 0 lost/);
+    expect(spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout).not.toContain("kl-demo");
   });
 });

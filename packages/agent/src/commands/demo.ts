@@ -1,55 +1,53 @@
-import {
-  Direction,
-  ReceiverError,
-  RecordFlag,
-  RecordType,
-  SocketRole,
-  SocketTracer,
-  Syscall,
-} from "@kalman/ebpf-receiver";
-import { run, startUntil, stop, workloads } from "@kalman/examples";
+import { createWriteStream, mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { ReceiverError } from "@kalman/ebpf-receiver";
+import { startDemoTopology } from "@kalman/examples";
+import type { RequestRecord } from "@kalman/flow-aggregator";
+import { createSpanSink } from "@kalman/otlp-bridge";
+import type { Span } from "@kalman/span-correlator";
+import { Pipeline } from "../pipeline.js";
+import { largestTrace, renderWaterfall } from "../waterfall.js";
 
-interface SeenEvent {
-  kind: string;
-  tMs: number;
-  pid: number;
-  comm: string;
-  role: string;
-  dir: string;
-  local: string;
-  remote: string;
-  bytes: number;
-  seq: string;
-  preview: string;
-}
-
-const ROLE: Record<number, string> = { [SocketRole.Client]: "client", [SocketRole.Server]: "server" };
-const SOCK_KIND: Record<number, string> = {
-  [Syscall.Connect]: "connect",
-  [Syscall.Accept]: "accept",
-  [Syscall.Accept4]: "accept",
-  [Syscall.Close]: "close",
-};
-
-function preview(b: Buffer, max = 40): string {
-  const s = b.subarray(0, max).toString("latin1");
-  return JSON.stringify(s).slice(1, -1) + (b.length > max ? "…" : "");
+export interface DemoOptions {
+  requests?: number;
+  /** Directory for the records and spans files (default kalman-data). */
+  dataDir?: string;
+  out?: NodeJS.WritableStream;
 }
 
 /**
- * The built-in demo: a Node HTTP server and a keep-alive client on loopback, observed by the
- * eBPF socket tracer. Prints every event it saw and how the client's and server's TCP sequence
- * numbers line up (the link that later joins spans into traces).
+ * The demo: a five-host topology in network namespaces (nginx → Node → Python → Redis and
+ * PostgreSQL, plus a DNS lookup), traced with eBPF while a driver sends requests; prints one
+ * request's trace as a waterfall and where the data went.
  */
-export async function runDemo(opts: { requests?: number; out?: NodeJS.WritableStream } = {}): Promise<number> {
+export async function runDemo(opts: DemoOptions = {}): Promise<number> {
   const out = opts.out ?? process.stdout;
-  const requests = opts.requests ?? 4;
-  const { child: server, match } = await startUntil(process.execPath, [workloads.httpServer, "0"], /listening (\d+)/);
-  const port = Number(match[1]);
-  let tracer: SocketTracer | undefined;
+  const requests = opts.requests ?? 5;
+  const dataDir = resolve(opts.dataDir ?? "kalman-data");
+  out.write(
+    "kalman demo: starting the topology (client → nginx → node frontend → python api → redis, postgres; dns)\n",
+  );
+  const topology = await startDemoTopology();
+  let pipeline: Pipeline | undefined;
+  const records: RequestRecord[] = [];
+  const spans: Span[] = [];
+  const recordsFile = `${dataDir}/requests.jsonl`;
+  mkdirSync(dirname(recordsFile), { recursive: true });
+  const sink = createWriteStream(recordsFile, { flags: "a" });
+  const spanSink = createSpanSink({ dir: dataDir });
   try {
     try {
-      tracer = SocketTracer.open({ ports: [port] });
+      pipeline = new Pipeline({
+        tracer: { ports: topology.ports, closeOnSignals: false },
+        onRecords: (rs) => {
+          records.push(...rs);
+          sink.write(rs.map((r) => `${JSON.stringify(r)}\n`).join(""));
+        },
+        onSpans: (ss) => {
+          spans.push(...ss);
+          spanSink.add(ss);
+        },
+      });
     } catch (e) {
       if (e instanceof ReceiverError) {
         out.write(`kalman demo: cannot start the eBPF tracer\n${e.message}\n`);
@@ -57,77 +55,50 @@ export async function runDemo(opts: { requests?: number; out?: NodeJS.WritableSt
       }
       throw e;
     }
-    out.write(`kalman demo: tracing TCP port ${port} (${tracer.programIds().length} eBPF programs attached)\n`);
+    const p = pipeline;
     out.write(
-      `workload: node client.mjs → node server.mjs, ${requests} keep-alive requests, one with a 3000-byte body\n\n`,
+      `tracing ports ${topology.ports.join(", ")} with ${p.tracer.programIds().length} eBPF programs; sending ${requests} requests\n\n`,
     );
-    const started = process.hrtime.bigint();
-    await run(process.execPath, [workloads.httpClient, String(port), String(requests - 1)]);
-    await run(process.execPath, [workloads.httpClient, String(port), "1", "3000"]);
-    await new Promise((r) => setTimeout(r, 100));
+    const timer = setInterval(() => p.pump(), 5);
+    const statuses = await topology.drive(requests);
+    await new Promise((r) => setTimeout(r, 500));
+    clearInterval(timer);
+    p.pump();
 
-    const seen: SeenEvent[] = [];
-    const egressSeqs = new Map<number, number>();
-    const ingressSeqs = new Map<number, number>();
-    let base = 0;
-    for (let batch = tracer.drainOnce(); batch; batch = tracer.drainOnce()) {
-      const c = batch.cursor();
-      while (c.next()) {
-        const ts = c.type === RecordType.data ? c.enterNs : c.tsNs;
-        if (!base) base = ts;
-        const ev: SeenEvent = {
-          kind: "",
-          tMs: (ts - base) / 1e6,
-          pid: c.tgid,
-          comm: c.comm(),
-          role: ROLE[c.role] ?? "?",
-          dir: "",
-          local: `${c.saddr()}:${c.sport}`,
-          remote: `${c.daddr()}:${c.dport}`,
-          bytes: 0,
-          seq: "",
-          preview: "",
-        };
-        if (c.type === RecordType.data) {
-          ev.kind = c.direction === Direction.Egress ? "send" : "recv";
-          ev.dir = c.direction === Direction.Egress ? "→" : "←";
-          ev.bytes = c.bytes;
-          ev.seq = c.flags & RecordFlag.seqValid ? String(c.tcpSeq) : "";
-          ev.preview = preview(c.payload()) + (c.flags & RecordFlag.truncated ? " [truncated]" : "");
-          const seqs = c.direction === Direction.Egress ? egressSeqs : ingressSeqs;
-          if (c.flags & RecordFlag.seqValid) seqs.set(c.tcpSeq, c.tgid);
-        } else if (c.type === RecordType.sock) {
-          ev.kind = SOCK_KIND[c.syscall] ?? "sock";
-        } else {
-          continue; // TCP state changes: counted below, not listed
-        }
-        seen.push(ev);
-      }
-    }
-    const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
-
-    out.write(
-      `${"t(ms)".padStart(8)}  ${"process".padEnd(14)} ${"role".padEnd(6)} ${"event".padEnd(7)} ${"local → remote".padEnd(34)} ${"bytes".padStart(6)}  ${"tcp seq".padEnd(10)}  payload\n`,
-    );
-    for (const e of seen) {
-      out.write(
-        `${e.tMs.toFixed(2).padStart(8)}  ${`${e.comm}/${e.pid}`.padEnd(14)} ${e.role.padEnd(6)} ${e.kind.padEnd(7)} ${`${e.local} → ${e.remote}`.padEnd(34)} ${String(e.bytes || "").padStart(6)}  ${e.seq.padEnd(10)}  ${e.preview}\n`,
+    const trace = largestTrace(spans);
+    out.write(renderWaterfall(trace));
+    const byService = new Map<string, number>();
+    for (const s of spans)
+      byService.set(
+        `${s.service.serviceName} ${s.kind}`,
+        (byService.get(`${s.service.serviceName} ${s.kind}`) ?? 0) + 1,
       );
-    }
-    let linked = 0;
-    for (const [seq, pid] of egressSeqs) if (ingressSeqs.has(seq) && ingressSeqs.get(seq) !== pid) linked++;
-    const s = tracer.stats();
+    const c = p.correlator.stats();
+    const t = p.tracer.stats();
+    out.write(`\nrequests sent: ${statuses.length} (status ${[...new Set(statuses)].join(", ")})\n`);
     out.write(
-      `\n${seen.length} events in ${elapsedMs.toFixed(0)} ms from ${new Set(seen.map((e) => e.pid)).size} processes\n`,
+      `request records: ${records.length}; spans: ${spans.length} in ${new Set(spans.map((s) => s.traceId)).size} traces\n`,
     );
-    out.write(`${linked} writes matched to the peer's read by TCP sequence number (no headers injected)\n`);
+    out.write(`spans by service: ${[...byService].map(([k, v]) => `${k} ${v}`).join(", ")}\n`);
     out.write(
-      `kernel: ${s.kernelEvents} records, ${s.lostRingFull} lost (ring full), ${s.truncated} truncated to the capture size\n`,
+      `links: ${c.linkedTcpSeq} by TCP seq, ${c.linkedThread} by thread, ${c.linkedTraceparent} by traceparent, ` +
+        `${c.linkedRequestId} by X-Request-ID; ${c.ambiguous} left unlinked as ambiguous\n`,
     );
-    out.write("\nnext: L7 request logs, traces and OTLP export land with the issues that follow (see README).\n");
-    return 0;
+    out.write(`kernel: ${t.kernelEvents} events, ${t.lostRingFull + t.lostStashFull} lost\n`);
+    await spanSink.flush();
+    const ss = spanSink.stats();
+    out.write(`\nrecords written to ${recordsFile}\n`);
+    out.write(
+      `traces: ${ss.exported} spans → ${spanSink.kind} ${spanSink.target}${ss.dropped ? ` (${ss.dropped} dropped)` : ""}\n`,
+    );
+    out.write(
+      "to send traces to a Collector, Jaeger or Tempo instead: OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4317 ./kalman demo\n",
+    );
+    return statuses.every((s) => s === 200) ? 0 : 1;
   } finally {
-    tracer?.close();
-    await stop(server);
+    pipeline?.close();
+    await spanSink.shutdown();
+    await new Promise((r) => sink.end(r));
+    await topology.stop();
   }
 }

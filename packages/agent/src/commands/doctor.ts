@@ -14,12 +14,13 @@ function checkKernel(): PreflightCheck {
   const [major = 0, minor = 0] = release()
     .split(".")
     .map((n) => Number.parseInt(n, 10));
-  const ok = major > 5 || (major === 5 && minor >= 8);
+  // bpf_rdonly_cast (6.4), bpf_loop (5.17), task storage and the BPF ring buffer
+  const ok = major > 6 || (major === 6 && minor >= 4);
   return {
     name: "kernel",
     ok,
-    detail: `Linux ${release()}${ok ? "" : " (ring buffer and CO-RE need ≥ 5.8)"}`,
-    fix: ok ? undefined : "run on a kernel ≥ 5.8 with BTF",
+    detail: `Linux ${release()}${ok ? "" : " (the socket tracer needs ≥ 6.4)"}`,
+    fix: ok ? undefined : "run on a kernel ≥ 6.4 with BTF (CONFIG_DEBUG_INFO_BTF=y)",
   };
 }
 

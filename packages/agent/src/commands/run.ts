@@ -1,7 +1,9 @@
 import { createWriteStream, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { ReceiverError, SocketTracer } from "@kalman/ebpf-receiver";
-import { L7Aggregator, type L7ProtocolName, type RequestRecord } from "@kalman/flow-aggregator";
+import { ReceiverError } from "@kalman/ebpf-receiver";
+import type { L7ProtocolName, RequestRecord } from "@kalman/flow-aggregator";
+import { createSpanSink, type SpanSink } from "@kalman/otlp-bridge";
+import { Pipeline } from "../pipeline.js";
 
 export interface RunOptions {
   ports?: number[];
@@ -9,6 +11,8 @@ export interface RunOptions {
   protocols?: L7ProtocolName[];
   /** JSON-lines file for request records. */
   output: string;
+  /** Directory of the embedded trace sink when no OTLP endpoint is configured (default kalman-data). */
+  dataDir?: string;
   /** Stop after this many seconds (default: until SIGINT/SIGTERM). */
   durationS?: number;
   captureBytes?: number;
@@ -38,38 +42,48 @@ export function formatRecord(r: RequestRecord): string {
 export async function runAgent(opts: RunOptions): Promise<number> {
   const out = opts.out ?? process.stdout;
   const err = opts.err ?? process.stderr;
-  let agg: L7Aggregator;
+  const file = resolve(opts.output);
+  mkdirSync(dirname(file), { recursive: true });
+  const sink = createWriteStream(file, { flags: "a" });
+  let recordsSince = 0;
+  const onRecords = (records: RequestRecord[]) => {
+    recordsSince += records.length;
+    let lines = "";
+    for (const r of records) {
+      lines += `${JSON.stringify(r)}\n`;
+      if (opts.print !== false) out.write(`${formatRecord(r)}\n`);
+    }
+    sink.write(lines);
+  };
+  let pipeline: Pipeline;
+  let spans: SpanSink | undefined;
   try {
-    agg = new L7Aggregator({ protocols: opts.protocols, redact: !opts.raw });
-  } catch (e) {
-    err.write(`kalman run: ${(e as Error).message}\n`);
-    return 2;
-  }
-  let tracer: SocketTracer;
-  try {
-    tracer = SocketTracer.open({
-      ports: opts.ports,
-      pids: opts.pids,
-      captureBytes: opts.captureBytes,
-      closeOnSignals: false,
+    spans = createSpanSink({ dir: opts.dataDir ?? "kalman-data" });
+    const spanSink = spans;
+    pipeline = new Pipeline({
+      tracer: { ports: opts.ports, pids: opts.pids, captureBytes: opts.captureBytes, closeOnSignals: false },
+      aggregator: { protocols: opts.protocols, redact: !opts.raw },
+      onRecords,
+      onSpans: (ss) => spanSink.add(ss),
     });
   } catch (e) {
+    sink.end();
+    await spans?.shutdown();
     if (e instanceof ReceiverError) {
       err.write(`kalman run: cannot start the eBPF tracer\n${e.message}\n`);
       return 2;
     }
-    throw e;
+    err.write(`kalman run: ${(e as Error).message}\n`);
+    return 2;
   }
-  const file = resolve(opts.output);
-  mkdirSync(dirname(file), { recursive: true });
-  const sink = createWriteStream(file, { flags: "a" });
+  const tracer = pipeline.tracer;
   const filters = [
     opts.ports?.length ? `ports ${opts.ports.join(",")}` : "",
     opts.pids?.length ? `pids ${opts.pids.join(",")}` : "",
   ].filter(Boolean);
   err.write(
     `kalman run: ${tracer.programIds().length} eBPF programs attached (${filters.join("; ") || "all processes"}); ` +
-      `request records → ${file}${opts.raw ? " (raw: secrets NOT redacted)" : ""}\n`,
+      `request records → ${file}${opts.raw ? " (raw: secrets NOT redacted)" : ""}; traces → ${spans.kind} ${spans.target}\n`,
   );
 
   let stopping = false;
@@ -79,58 +93,39 @@ export async function runAgent(opts: RunOptions): Promise<number> {
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
   const deadline = opts.durationS ? Date.now() + opts.durationS * 1000 : Number.POSITIVE_INFINITY;
-  let lastTick = Date.now();
   let lastStatus = Date.now();
-  let events = 0;
-  let recordsSince = 0;
-  const flush = () => {
-    const records = agg.takeRecords();
-    if (!records.length) return;
-    recordsSince += records.length;
-    let lines = "";
-    for (const r of records) {
-      lines += `${JSON.stringify(r)}\n`;
-      if (opts.print !== false) out.write(`${formatRecord(r)}\n`);
-    }
-    sink.write(lines);
-  };
+  let lastEvents = 0;
   try {
     while (!stopping && Date.now() < deadline) {
-      for (let b = tracer.drainOnce(); b; b = tracer.drainOnce()) {
-        events += b.count;
-        agg.ingestBatch(b);
-      }
-      flush();
+      pipeline.pump();
       const now = Date.now();
-      if (now - lastTick >= 1000) {
-        agg.tick();
-        lastTick = now;
-      }
       if (now - lastStatus >= 10_000) {
         const s = tracer.stats();
         const secs = (now - lastStatus) / 1000;
         err.write(
-          `status: ${(events / secs).toFixed(0)} events/s, ${(recordsSince / secs).toFixed(1)} requests/s, ` +
-            `lost ${s.lostRingFull + s.lostStashFull}, connections ${agg.stats().connections}\n`,
+          `status: ${((pipeline.events - lastEvents) / secs).toFixed(0)} events/s, ${(recordsSince / secs).toFixed(1)} requests/s, ` +
+            `lost ${s.lostRingFull + s.lostStashFull}, connections ${pipeline.aggregator.stats().connections}, ` +
+            `spans exported ${spans.stats().exported} (dropped ${spans.stats().dropped})\n`,
         );
-        events = 0;
+        lastEvents = pipeline.events;
         recordsSince = 0;
         lastStatus = now;
       }
       await new Promise((r) => setTimeout(r, 5));
     }
-    for (let b = tracer.drainOnce(); b; b = tracer.drainOnce()) agg.ingestBatch(b);
-    flush();
   } finally {
     process.off("SIGINT", stop);
     process.off("SIGTERM", stop);
     const s = tracer.stats();
-    const a = agg.stats();
-    tracer.close();
+    pipeline.close();
+    const a = pipeline.aggregator.stats();
+    await spans.shutdown();
+    const sp = spans.stats();
     await new Promise((r) => sink.end(r));
     err.write(
       `kalman run: stopped. ${a.records} requests recorded; kernel lost ${s.lostRingFull + s.lostStashFull}; ` +
-        `${a.connectionsUnknown} connections of unknown protocol, ${a.malformed} malformed messages\n`,
+        `${a.connectionsUnknown} connections of unknown protocol, ${a.malformed} malformed messages; ` +
+        `spans exported ${sp.exported}, dropped ${sp.dropped}${sp.lastError ? ` (last error: ${sp.lastError})` : ""}\n`,
     );
   }
   return 0;

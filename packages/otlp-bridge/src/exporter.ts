@@ -1,0 +1,202 @@
+import { ExportResultCode } from "@opentelemetry/core";
+import { OTLPTraceExporter as GrpcTraceExporter } from "@opentelemetry/exporter-trace-otlp-grpc";
+import { OTLPTraceExporter as HttpProtoTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
+import { CompressionAlgorithm } from "@opentelemetry/otlp-exporter-base";
+import { createEmptyMetadata } from "@opentelemetry/otlp-grpc-exporter-base";
+import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base";
+import { type BatchingOptions, BatchingSink, type SendResult } from "./sink.js";
+
+export type OtlpProtocol = "grpc" | "http/protobuf";
+
+export interface OtlpExporterOptions extends BatchingOptions {
+  /**
+   * Transport. Default: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, then OTEL_EXPORTER_OTLP_PROTOCOL, then
+   * inferred from the endpoint's port (4317 -> grpc, anything else -> http/protobuf, as Beyla does).
+   */
+  protocol?: OtlpProtocol;
+  /**
+   * Where to send. grpc: `http://host:4317` (http:// = plaintext, https:// or no scheme = TLS, as in
+   * the official exporter). http/protobuf: a base URL (`http://host:4318`, `/v1/traces` is appended)
+   * or a full URL with a path (used as is). Default: what the official exporter reads from
+   * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4317 / :4318.
+   */
+  endpoint?: string;
+  /** Extra request headers (gRPC metadata for grpc). Merged with OTEL_EXPORTER_OTLP_[TRACES_]HEADERS. */
+  headers?: Record<string, string>;
+  /** Per-export timeout in ms (default: OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT, else 10000). */
+  timeoutMillis?: number;
+  /** Default: OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION, else none. */
+  compression?: "gzip" | "none";
+  /**
+   * Injected environment (tests, or config layered by the agent): used for the protocol choice and,
+   * when `endpoint` is not set, for the endpoint. Without it the official exporters read
+   * process.env themselves (endpoint, headers, timeout, compression, TLS files).
+   */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** gRPC status codes the OTLP spec calls retryable. */
+const RETRYABLE_GRPC = new Set([1, 4, 8, 10, 11, 14, 15]);
+/** Consecutive retryable gRPC failures after which each retry uses a fresh channel. */
+const RECONNECT_AFTER_FAILURES = 3;
+/** HTTP statuses the OTLP spec calls retryable. */
+const RETRYABLE_HTTP = new Set([408, 429, 502, 503, 504]);
+
+/**
+ * Spans -> OTLP through the official exporters (gRPC: @opentelemetry/exporter-trace-otlp-grpc,
+ * HTTP/protobuf: @opentelemetry/exporter-trace-otlp-proto), behind a bounded queue with batching and
+ * retry. One batch is in flight at a time.
+ */
+export class OtlpSpanExporter extends BatchingSink {
+  readonly kind: "otlp-grpc" | "otlp-http";
+  readonly target: string;
+  readonly protocol: OtlpProtocol;
+  private exporter: SpanExporter;
+  private readonly makeExporter: () => SpanExporter;
+  private consecutiveFailures = 0;
+
+  constructor(options: OtlpExporterOptions = {}) {
+    super(options);
+    const env = options.env ?? process.env;
+    this.protocol = resolveProtocol(options, env, (msg, fields) => this.logger.warn(msg, fields));
+    const common = {
+      timeoutMillis: options.timeoutMillis,
+      // one batch in flight from our loop, plus room for a forced flush
+      concurrencyLimit: 2,
+    };
+    if (this.protocol === "grpc") {
+      this.kind = "otlp-grpc";
+      const url = options.endpoint ?? (options.env ? traceEndpointFromEnv(env, "grpc") : undefined);
+      this.target = url ?? traceEndpointFromEnv(env, "grpc") ?? "http://localhost:4317";
+      this.makeExporter = () =>
+        new GrpcTraceExporter({
+          ...common,
+          url,
+          compression: compressionOf(options.compression),
+          metadata: options.headers ? grpcMetadata(options.headers) : undefined,
+        });
+    } else {
+      this.kind = "otlp-http";
+      const url =
+        options.endpoint !== undefined
+          ? httpTracesUrl(options.endpoint)
+          : options.env
+            ? traceEndpointFromEnv(env, "http/protobuf")
+            : undefined;
+      this.target = url ?? traceEndpointFromEnv(env, "http/protobuf") ?? "http://localhost:4318/v1/traces";
+      this.makeExporter = () =>
+        new HttpProtoTraceExporter({
+          ...common,
+          url,
+          headers: options.headers,
+          compression: compressionOf(options.compression),
+        });
+    }
+    this.exporter = this.makeExporter();
+  }
+
+  protected async send(batch: ReadableSpan[]): Promise<SendResult> {
+    if (this.protocol === "grpc" && this.consecutiveFailures >= RECONNECT_AFTER_FAILURES) {
+      // grpc-js backs off reconnecting up to 2 minutes after a long outage; a fresh channel
+      // connects on its first call, so our own retry backoff decides how soon we notice recovery
+      const old = this.exporter;
+      this.exporter = this.makeExporter();
+      void old.shutdown().catch(() => {});
+    }
+    const result = await new Promise<SendResult>((resolve) => {
+      this.exporter.export(batch, (r) => {
+        if (r.code === ExportResultCode.SUCCESS) resolve({ ok: true });
+        else {
+          const error = r.error ?? new Error("export failed");
+          resolve({ ok: false, error, retryable: this.isRetryable(error) });
+        }
+      });
+    });
+    this.consecutiveFailures = result.ok || !result.retryable ? 0 : this.consecutiveFailures + 1;
+    return result;
+  }
+
+  protected override async flushTransport(): Promise<void> {
+    await this.exporter.forceFlush?.();
+  }
+
+  protected async closeTransport(): Promise<void> {
+    await this.exporter.shutdown();
+  }
+
+  private isRetryable(error: unknown): boolean {
+    const code = (error as { code?: unknown } | null)?.code;
+    // no numeric code: a network-level failure (refused, reset, timed out): retry
+    if (typeof code !== "number") return true;
+    return this.protocol === "grpc" ? RETRYABLE_GRPC.has(code) : RETRYABLE_HTTP.has(code);
+  }
+}
+
+/** The protocol a configuration resolves to (config, then env, then inferred from the endpoint's port). */
+export function resolveProtocol(
+  options: { protocol?: string; endpoint?: string },
+  env: NodeJS.ProcessEnv = process.env,
+  warn?: (msg: string, fields?: object) => void,
+): OtlpProtocol {
+  const raw = (
+    options.protocol ??
+    nonBlank(env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL) ??
+    nonBlank(env.OTEL_EXPORTER_OTLP_PROTOCOL)
+  )?.trim();
+  if (raw === "grpc" || raw === "http/protobuf") return raw;
+  if (raw !== undefined) {
+    warn?.("unsupported OTLP protocol, using http/protobuf", { protocol: raw });
+    return "http/protobuf";
+  }
+  const endpoint =
+    options.endpoint ?? nonBlank(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) ?? nonBlank(env.OTEL_EXPORTER_OTLP_ENDPOINT);
+  return endpoint !== undefined && portOf(endpoint) === "4317" ? "grpc" : "http/protobuf";
+}
+
+/** The traces endpoint configured in the environment, as the official exporter would derive it. */
+export function traceEndpointFromEnv(env: NodeJS.ProcessEnv, protocol: OtlpProtocol): string | undefined {
+  const specific = nonBlank(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+  if (specific) return specific.trim();
+  const general = nonBlank(env.OTEL_EXPORTER_OTLP_ENDPOINT)?.trim();
+  if (!general) return undefined;
+  if (protocol === "grpc") return general;
+  return `${general.endsWith("/") ? general : `${general}/`}v1/traces`;
+}
+
+/** A base URL gets `/v1/traces`; a URL that already has a path is used as is. */
+export function httpTracesUrl(endpoint: string): string {
+  const trimmed = endpoint.trim();
+  try {
+    const u = new URL(trimmed);
+    if (u.pathname === "" || u.pathname === "/") {
+      u.pathname = "/v1/traces";
+      return u.toString();
+    }
+    return trimmed;
+  } catch {
+    return trimmed;
+  }
+}
+
+function nonBlank(v: string | undefined): string | undefined {
+  return v === undefined || v.trim() === "" ? undefined : v;
+}
+
+function portOf(endpoint: string): string | undefined {
+  const s = endpoint.trim();
+  try {
+    return new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(s) ? s : `http://${s}`).port || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function grpcMetadata(headers: Record<string, string>) {
+  const metadata = createEmptyMetadata();
+  for (const [k, v] of Object.entries(headers)) metadata.set(k, v);
+  return metadata;
+}
+
+function compressionOf(c: "gzip" | "none" | undefined): CompressionAlgorithm | undefined {
+  return c === undefined ? undefined : c === "gzip" ? CompressionAlgorithm.GZIP : CompressionAlgorithm.NONE;
+}

@@ -1,0 +1,40 @@
+import { type OtlpExporterOptions, OtlpSpanExporter } from "./exporter.js";
+import { type FileSinkOptions, OtlpJsonFileSink } from "./file-sink.js";
+import type { SpanSink } from "./sink.js";
+
+export {
+  httpTracesUrl,
+  type OtlpExporterOptions,
+  type OtlpProtocol,
+  OtlpSpanExporter,
+  resolveProtocol,
+} from "./exporter.js";
+export { type FileSinkOptions, OtlpJsonFileSink } from "./file-sink.js";
+export type { Logger } from "./logger.js";
+export type { BatchingOptions, SpanSink, SpanSinkStats } from "./sink.js";
+export { KALMAN_SCOPE, resourceAttributesFromEnv, SpanConverter, type SpanConverterOptions } from "./spans.js";
+export { VERSION } from "./version.js";
+
+export interface SpanSinkConfig extends OtlpExporterOptions, FileSinkOptions {
+  /**
+   * "otlp": always export over OTLP (to the configured endpoint, else the exporter's localhost default).
+   * "file": always write OTLP-JSON lines. "auto" (default): OTLP when an endpoint is configured
+   * (config `endpoint`, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT) or
+   * OTEL_TRACES_EXPORTER=otlp, else the file sink in `dir` (default "kalman-data").
+   */
+  sink?: "auto" | "otlp" | "file";
+}
+
+/** Picks the sink: the OTLP exporter (gRPC or HTTP/protobuf) when an endpoint is configured, else the file sink. */
+export function createSpanSink(config: SpanSinkConfig = {}): SpanSink {
+  const env = config.env ?? process.env;
+  const mode = config.sink ?? "auto";
+  if (mode === "otlp" || (mode === "auto" && otlpConfigured(config, env))) return new OtlpSpanExporter(config);
+  return new OtlpJsonFileSink(config);
+}
+
+function otlpConfigured(config: SpanSinkConfig, env: NodeJS.ProcessEnv): boolean {
+  if (config.endpoint?.trim()) return true;
+  if (env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim() || env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim()) return true;
+  return env.OTEL_TRACES_EXPORTER?.split(",").some((e) => e.trim() === "otlp") ?? false;
+}
