@@ -1,5 +1,5 @@
 export { describePrivileged, type HostCheck, skipPrivileged } from "./privileged.js";
 export { examplesDir, run, startUntil, stop } from "./processes.js";
-export { freePort, type RunningServer, startNginx, waitForPort } from "./servers.js";
+export { freePort, type RunningServer, startNginx, startRedis, waitForPort } from "./servers.js";
 export { type DemoTopology, type HostName, removeDemoNamespaces, startDemoTopology } from "./topology.js";
 export { workloads } from "./workloads.js";

@@ -91,3 +91,35 @@ ${serverBlock}
     },
   };
 }
+
+/** A private redis-server on 127.0.0.1 (no persistence), in its own temp directory. */
+export async function startRedis(port?: number): Promise<RunningServer> {
+  const p = port ?? (await freePort());
+  const dir = mkdtempSync(join(tmpdir(), "kalman-redis-"));
+  const child = spawn(
+    "redis-server",
+    ["--bind", "127.0.0.1", "--port", String(p), "--save", "", "--appendonly", "no", "--dir", dir],
+    {
+      stdio: ["ignore", "ignore", "inherit"],
+    },
+  );
+  const exited = once(child, "exit");
+  try {
+    await Promise.race([waitForPort(p), exited.then(() => Promise.reject(new Error("redis-server exited")))]);
+  } catch (e) {
+    child.kill("SIGKILL");
+    throw e;
+  }
+  return {
+    port: p,
+    pid: child.pid ?? 0,
+    dir,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGTERM");
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

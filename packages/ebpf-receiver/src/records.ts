@@ -79,6 +79,15 @@ export class RecordCursor {
     return true;
   }
 
+  /**
+   * Positions the cursor on the record at byte `offset` (an `offset` value seen earlier in this
+   * batch). Returns false if no valid record starts there.
+   */
+  seek(offset: number): boolean {
+    this.nextOffset = offset;
+    return this.next();
+  }
+
   /** Back to before the first record. */
   rewind(): void {
     this.offset = -1;

@@ -1,6 +1,7 @@
-import { type EventBatch, RecordType, Syscall } from "@kalman/ebpf-receiver";
+import { Direction, type EventBatch, RecordType, Syscall } from "@kalman/ebpf-receiver";
 import { Pairing, type PendingRequest } from "./pairing.js";
 import { type PayloadView, SocketPayloadView } from "./payload.js";
+import { copyBytes } from "./protocols/bytes.js";
 import { Confidence, type ProtocolParser, type ProtocolSession } from "./protocols/parser.js";
 import { defaultParsers } from "./protocols/registry.js";
 import { parseTraceparent } from "./protocols/traceparent.js";
@@ -118,6 +119,10 @@ export class L7Aggregator {
     ignoredBytes: 0,
   };
   private readonly emit = (m: L7Message) => this.onMessage(m);
+  /** Reused per batch: record offsets, causal-order keys, and the sorted order of both. */
+  private order = new Int32Array(0);
+  private offsets = new Int32Array(0);
+  private keys = new Float64Array(0);
 
   constructor(options: L7AggregatorOptions = {}) {
     const all = options.parsers ?? defaultParsers();
@@ -143,11 +148,27 @@ export class L7Aggregator {
     };
   }
 
-  /** Feeds every record of a receiver batch: data records are parsed, closes end connections. */
+  /**
+   * Feeds every record of a receiver batch: data records are parsed, closes end connections.
+   * Records are applied in causal order, not ring order: a write counts from when it started, a
+   * read from when it returned. On loopback the peer's read (and even its answer) can reach the
+   * ring before the write that caused it returns; this keeps each request ahead of its response.
+   */
   ingestBatch(batch: EventBatch): void {
     const c = batch.cursor();
-    const view = new SocketPayloadView(c);
+    let n = 0;
     while (c.next()) {
+      if (n === this.order.length) this.growOrder();
+      const type = c.type;
+      this.offsets[n] = c.offset;
+      this.keys[n] = type === RecordType.data ? (c.direction === Direction.Egress ? c.enterNs : c.exitNs) : c.tsNs;
+      this.order[n] = n;
+      n++;
+    }
+    sortByKey(this.order, this.keys, n);
+    const view = new SocketPayloadView(c);
+    for (let i = 0; i < n; i++) {
+      if (!c.seek(this.offsets[this.order[i] as number] as number)) continue;
       const type = c.type;
       if (type === RecordType.data) {
         if (c.l4proto === 6 || c.l4proto === 17) this.ingest(view);
@@ -159,6 +180,18 @@ export class L7Aggregator {
       }
     }
     this.endBatch();
+  }
+
+  private growOrder(): void {
+    const size = Math.max(1024, this.order.length * 2);
+    const grow = <T extends Int32Array | Float64Array>(a: T, make: (n: number) => T): T => {
+      const b = make(size);
+      b.set(a);
+      return b;
+    };
+    this.order = grow(this.order, (k) => new Int32Array(k));
+    this.offsets = grow(this.offsets, (k) => new Int32Array(k));
+    this.keys = grow(this.keys, (k) => new Float64Array(k));
   }
 
   /** Ends a batch of ingest() calls: the listener resolves what waited for the whole batch. */
@@ -206,7 +239,7 @@ export class L7Aggregator {
           data.length <= MAX_HELD &&
           v.bytes === payload.length
         ) {
-          conn.held[h] = data.slice();
+          conn.held[h] = copyBytes(data);
           conn.heldSeq[h] = seqOverride >= 0 ? seqOverride : v.tcpSeq;
         } else {
           this.counters.ignoredBytes += data.length + (conn.held[1 - h]?.length ?? 0);
@@ -483,3 +516,20 @@ export class L7Aggregator {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * Stable insertion sort of order[0, n) by keys[]: batches are nearly sorted already (only a write
+ * moves back past what happened during its syscall), so this is close to linear and allocates nothing.
+ */
+function sortByKey(order: Int32Array, keys: Float64Array, n: number): void {
+  for (let i = 1; i < n; i++) {
+    const idx = order[i] as number;
+    const k = keys[idx] as number;
+    let j = i - 1;
+    while (j >= 0 && (keys[order[j] as number] as number) > k) {
+      order[j + 1] = order[j] as number;
+      j--;
+    }
+    order[j + 1] = idx;
+  }
+}

@@ -3,6 +3,8 @@ export { type PayloadView, SocketPayloadView } from "./payload.js";
 export { ByteQueue } from "./protocols/bytes.js";
 export { dns } from "./protocols/dns/index.js";
 export { http1 } from "./protocols/http1/index.js";
+export { http2 } from "./protocols/http2/index.js";
+export { kafka } from "./protocols/kafka/index.js";
 export { mqtt } from "./protocols/mqtt/index.js";
 export { mysql } from "./protocols/mysql/index.js";
 export {

@@ -35,7 +35,8 @@ export class StringCache {
     }
     const s = ascii(b, start, end);
     if (n <= 256) {
-      this.bytes[slot] = b.slice(start, end);
+      // a copy: Buffer#slice would be a view into the receiver's reused batch buffer
+      this.bytes[slot] = copyBytes(b, start, end);
       this.strings[slot] = s;
     }
     return s;
@@ -56,6 +57,11 @@ export function indexOf(b: Uint8Array, needle: Uint8Array, from = 0): number {
     return i;
   }
   return -1;
+}
+
+/** A copy of b[start, end) that owns its memory, whether b is a Uint8Array or a Buffer (whose slice is a view). */
+export function copyBytes(b: Uint8Array, start = 0, end = b.length): Uint8Array {
+  return Uint8Array.prototype.slice.call(b, start, end);
 }
 
 /** Bytes of an ASCII string. */

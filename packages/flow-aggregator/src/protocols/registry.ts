@@ -1,5 +1,7 @@
 import { dns } from "./dns/index.js";
 import { http1 } from "./http1/index.js";
+import { http2 } from "./http2/index.js";
+import { kafka } from "./kafka/index.js";
 import { mqtt } from "./mqtt/index.js";
 import { mysql } from "./mysql/index.js";
 import type { ProtocolParser } from "./parser.js";
@@ -8,5 +10,5 @@ import { redis } from "./redis/index.js";
 
 /** Built-in parsers, in inference priority order. */
 export function defaultParsers(): ProtocolParser[] {
-  return [http1, dns, redis, mysql, postgresql, mqtt];
+  return [http1, http2, dns, redis, mysql, postgresql, kafka, mqtt];
 }
