@@ -52,6 +52,43 @@ function fixtureExchanges(): Exchange[] {
   return [{ name: "http1 GET /ok keep-alive", request: chunk(0), response: chunk(1), port: 8080 }];
 }
 
+const ascii = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
+
+/** Redis GET as redis-cli sends it, and its bulk-string reply. */
+function redisExchange(): Exchange {
+  return {
+    name: "redis GET",
+    request: ascii("*2\r\n$3\r\nGET\r\n$6\r\nuser:1\r\n"),
+    response: ascii("$12\r\ns3cret-value\r\n"),
+    port: 6379,
+  };
+}
+
+/** A PostgreSQL simple query and its answer: RowDescription, DataRow, CommandComplete, ReadyForQuery. */
+function postgresExchange(): Exchange {
+  const msg = (type: string, body: number[]) => [type.charCodeAt(0), ...u32(body.length + 4), ...body];
+  const u32 = (n: number) => [(n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
+  const u16 = (n: number) => [(n >>> 8) & 255, n & 255];
+  const cstr = (t: string) => [...ascii(t), 0];
+  const query = msg("Q", cstr("SELECT price FROM items WHERE id = 42"));
+  const column = [...cstr("price"), ...u32(0), ...u16(0), ...u32(1700), ...u16(65535), ...u32(0xffffffff), ...u16(0)];
+  const response = [
+    ...msg("T", [...u16(1), ...column]),
+    ...msg("D", [...u16(1), ...u32(4), ...ascii("63.0")]),
+    ...msg("C", cstr("SELECT 1")),
+    ...msg(
+      "Z",
+      [..."I"].map((c) => c.charCodeAt(0)),
+    ),
+  ];
+  return {
+    name: "postgresql SELECT",
+    request: Uint8Array.from(query),
+    response: Uint8Array.from(response),
+    port: 5432,
+  };
+}
+
 function run(exchanges: Exchange[], requests: number, connections: number) {
   const agg = new L7Aggregator();
   const v = new ReplayView();
@@ -96,19 +133,27 @@ function run(exchanges: Exchange[], requests: number, connections: number) {
 }
 
 const mb = (n: number) => `${(n / 2 ** 20).toFixed(0)} MB`;
-const exchanges = fixtureExchanges();
-process.stdout.write(`l7 benchmark: ${exchanges.map((e) => e.name).join(", ")}; 1 core (this process)\n\n`);
-run(exchanges, 50_000, 100); // warm up the JIT
 const n = 1_000_000;
-const r = run(exchanges, n, 1000);
-process.stdout.write(`  requests replayed                        ${n} (2 events each, 1000 keep-alive connections)\n`);
-process.stdout.write(`  records produced                         ${r.records}\n`);
-process.stdout.write(
-  `  throughput                               ${(n / r.cpuS / 1000).toFixed(0)}k requests/s per core (cpu), ${(n / r.wall / 1000).toFixed(0)}k/s wall\n`,
-);
-process.stdout.write(`  CPU per request                          ${((r.cpuS / n) * 1e6).toFixed(2)} µs\n`);
-process.stdout.write(`  RSS at 0/25/50/75/100%                   ${r.rss.map(mb).join(" / ")}\n`);
-process.stdout.write(
-  `  malformed / unknown connections          ${r.stats.malformed} / ${r.stats.connectionsUnknown}\n`,
-);
-if (r.records !== n) process.stdout.write(`  WARNING: ${n - r.records} requests produced no record\n`);
+const http = fixtureExchanges();
+const mix = [...http, redisExchange(), postgresExchange()];
+process.stdout.write("l7 benchmark: inference + parsing + pairing + records, one core (this process)\n");
+for (const [label, exchanges] of [
+  ["http1 keep-alive", http],
+  ["redis GET", [redisExchange()]],
+  ["postgresql simple query", [postgresExchange()]],
+  ["mix http1 + redis + postgresql", mix],
+] as const) {
+  if (process.env.KALMAN_BENCH_ONLY && !label.startsWith(process.env.KALMAN_BENCH_ONLY)) continue;
+  run([...exchanges], 50_000, 100); // warm up the JIT
+  const r = run([...exchanges], n, 999);
+  process.stdout.write(`\n  ${label}: ${n} requests (2 events each) on 999 keep-alive connections\n`);
+  process.stdout.write(
+    `    throughput            ${(n / r.cpuS / 1000).toFixed(0)}k requests/s per core (cpu), ${(n / r.wall / 1000).toFixed(0)}k/s wall\n`,
+  );
+  process.stdout.write(`    CPU per request       ${((r.cpuS / n) * 1e6).toFixed(2)} µs\n`);
+  process.stdout.write(`    RSS at 0/25/50/75/100% ${r.rss.map(mb).join(" / ")}\n`);
+  process.stdout.write(
+    `    records ${r.records}, malformed ${r.stats.malformed}, unknown connections ${r.stats.connectionsUnknown}\n`,
+  );
+  if (r.records !== n) process.stdout.write(`    WARNING: ${n - r.records} requests produced no record\n`);
+}

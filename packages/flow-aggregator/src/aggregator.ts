@@ -84,6 +84,8 @@ interface Conn extends Omit<ConnectionInfo, "weAreClient"> {
 }
 
 const NS_PER_MS = 1e6;
+/** How stale a connection's place in the recency order may get before it is moved. */
+const RECENCY_REFRESH_NS = 1e9;
 /** Largest undetected chunk held back to be joined with the next one. */
 const MAX_HELD = 64;
 const TCP_CLOSE = 7;
@@ -204,14 +206,13 @@ export class L7Aggregator {
     const transport = v.transport;
     const key = transport === "tcp" ? v.connId : `${v.connId}|${v.remoteAddr()}|${v.remotePort}`;
     let conn = this.conns.get(key);
-    if (conn) {
-      // keep Map order = recency, for LRU eviction
+    const endNs = v.endNs;
+    if (!conn) conn = this.createConn(key, v);
+    else if (endNs - conn.lastSeenNs > RECENCY_REFRESH_NS) {
+      // keep Map order ≈ recency (to a second), for LRU eviction and idle expiry
       this.conns.delete(key);
       this.conns.set(key, conn);
-    } else {
-      conn = this.createConn(key, v);
     }
-    const endNs = v.endNs;
     conn.lastSeenNs = endNs;
     if (endNs > this.lastNs) this.lastNs = endNs;
     const payload = v.payload();
@@ -293,7 +294,7 @@ export class L7Aggregator {
       conn.pairing.expire(cutoff, expired);
       for (const p of expired) {
         this.counters.timeouts++;
-        this.pushRecord(conn, p.message, undefined, "timeout");
+        this.pushRecord(conn, p, undefined, "timeout");
       }
       expired.length = 0;
       if (conn.pairing.size === 0) this.withPending.delete(conn);
@@ -420,14 +421,14 @@ export class L7Aggregator {
         this.pushRecord(conn, m, undefined, "ok");
         return;
       }
-      conn.pairing.add(m, m.endNs);
+      conn.pairing.add(m);
       this.withPending.add(conn);
       return;
     }
     const req = m.unsolicited ? undefined : conn.pairing.take(m);
     if (!req) this.counters.orphanResponses++;
-    this.listener?.onResponse(conn as ConnectionInfo, m, req?.message);
-    this.pushRecord(conn, req?.message, m, undefined);
+    this.listener?.onResponse(conn as ConnectionInfo, m, req);
+    this.pushRecord(conn, req, m, undefined);
   }
 
   private finish(conn: Conn, why: "closed" | "idle" | "evicted"): void {
@@ -444,7 +445,7 @@ export class L7Aggregator {
     conn.pairing.drainAll(left);
     for (const p of left) {
       this.counters.closedUnanswered++;
-      this.pushRecord(conn, p.message, undefined, "unknown", `no response: connection ${why}`);
+      this.pushRecord(conn, p, undefined, "unknown", `no response: connection ${why}`);
     }
     this.counters.malformed += conn.session?.stats.malformed ?? 0;
     this.counters.resyncBytes += conn.session?.stats.resyncBytes ?? 0;

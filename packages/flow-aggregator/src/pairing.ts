@@ -1,11 +1,7 @@
 import type { L7Message } from "./types.js";
 
-/** A request waiting for its response. */
-export interface PendingRequest {
-  message: L7Message;
-  /** Monotonic ns when it was queued, for timeouts. */
-  queuedNs: number;
-}
+/** A request waiting for its response; its endNs (when it was read or written) dates it for timeouts. */
+export type PendingRequest = L7Message;
 
 /**
  * Joins requests and responses on one connection: in order when messages carry no key,
@@ -23,8 +19,8 @@ export class Pairing {
     return this.fifo.length - this.fifoHead + this.byKey.size;
   }
 
-  add(message: L7Message, nowNs: number): void {
-    const pending = { message, queuedNs: nowNs };
+  add(message: L7Message): void {
+    const pending = message;
     if (message.key === undefined) {
       if (this.fifo.length - this.fifoHead >= this.limit) {
         this.fifoHead++;
@@ -58,11 +54,11 @@ export class Pairing {
 
   /** Removes and returns requests queued before `cutoffNs`. */
   expire(cutoffNs: number, out: PendingRequest[]): void {
-    while (this.fifoHead < this.fifo.length && (this.fifo[this.fifoHead]?.queuedNs ?? Infinity) < cutoffNs) {
+    while (this.fifoHead < this.fifo.length && (this.fifo[this.fifoHead]?.endNs ?? Infinity) < cutoffNs) {
       out.push(this.fifo[this.fifoHead++] as PendingRequest);
     }
     for (const [k, p] of this.byKey) {
-      if (p.queuedNs < cutoffNs) {
+      if (p.endNs < cutoffNs) {
         out.push(p);
         this.byKey.delete(k);
       }

@@ -168,12 +168,14 @@ export class SpanCorrelator implements L7Listener {
     if (list) this.prune(list, m.startNs);
     const serving = list ? list.filter((f) => f.startNs <= m.startNs) : [];
     const byId = m.xRequestId === undefined ? undefined : this.serverByRequestId.get(m.xRequestId);
-    if (tp) {
+    const servingOne = serving.length === 1 ? (serving[0] as InFlight).span : undefined;
+    if (tp && !(servingOne && servingOne.traceId === tp.traceId)) {
       // the application propagates context itself: its header names our parent
       this.parent(span, tp, "traceparent");
       this.counters.linkedTraceparent++;
-    } else if (serving.length === 1) {
-      this.parent(span, (serving[0] as InFlight).span, "thread");
+    } else if (servingOne) {
+      // (a proxy passing the caller's header through unchanged: the thread names the closer parent)
+      this.parent(span, servingOne, "thread");
       this.counters.linkedThread++;
     } else if (byId) {
       this.parent(span, byId, "x_request_id");

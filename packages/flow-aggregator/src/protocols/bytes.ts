@@ -6,7 +6,7 @@ const utf8 = new TextDecoder("utf-8", { fatal: false });
 /** Latin-1 text of a byte range (1 byte = 1 char, never throws). Short ranges skip TextDecoder. */
 export function ascii(b: Uint8Array, start = 0, end = b.length): string {
   const n = end - start;
-  if (n > 48) return latin1.decode(b.subarray(start, end));
+  if (n > 64) return latin1.decode(b.subarray(start, end));
   let s = "";
   for (let i = start; i < end; i++) s += String.fromCharCode(b[i] as number);
   return s;

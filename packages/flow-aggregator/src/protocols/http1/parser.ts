@@ -365,12 +365,15 @@ const CRLFCRLF = Buffer.from("\r\n\r\n");
 const LFLF = Buffer.from("\n\n");
 const indexOfBytes = Buffer.prototype.indexOf as (this: Uint8Array, needle: Uint8Array, from: number) => number;
 
-/** Offset just past the blank line ending a head, or -1. Accepts CRLFCRLF and LFLF (native search). */
+/**
+ * Offset just past the blank line ending a head, or -1 (native search). CRLFCRLF first; a bare
+ * LFLF (heads from LF-only peers) is looked for only when there is none.
+ */
 function findHeadEnd(b: Uint8Array, from: number): number {
   const crlf = indexOfBytes.call(b, CRLFCRLF, from);
-  const lf = indexOfBytes.call(crlf < 0 ? b : b.subarray(0, crlf), LFLF, from);
-  if (lf >= 0) return lf + 2;
-  return crlf < 0 ? -1 : crlf + 4;
+  if (crlf >= 0) return crlf + 4;
+  const lf = indexOfBytes.call(b, LFLF, from);
+  return lf < 0 ? -1 : lf + 2;
 }
 
 /** Offset of the CR (or lone LF) ending the line starting at `from`, or -1. */
