@@ -9,6 +9,7 @@ export {
   OtlpSpanExporter,
   resolveProtocol,
 } from "./exporter.js";
+export { encodeTraceRequest } from "./encode.js";
 export { type FileSinkOptions, OtlpJsonFileSink } from "./file-sink.js";
 export type { Logger } from "./logger.js";
 export type { BatchingOptions, SpanSink, SpanSinkStats } from "./sink.js";

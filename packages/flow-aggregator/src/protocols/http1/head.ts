@@ -141,23 +141,35 @@ function statusLine(b: Uint8Array, s: number, e: number, h: Head): boolean {
   return true;
 }
 
-function header(h: Head, b: Uint8Array, s: number, colon: number, e: number, cache?: StringCache): void {
-  const len = colon - s;
-  let which: H | 0 = 0;
-  for (const [id, name] of WANTED) {
-    if (name.length !== len) continue;
-    let same = true;
-    for (let i = 0; i < len; i++) {
-      if (((b[s + i] as number) | 0x20) !== name[i]) {
-        same = false;
-        break;
-      }
-    }
-    if (same) {
-      which = id;
+/** Which wanted header a name is: one length check, then at most one case-insensitive compare. */
+function wantedHeader(b: Uint8Array, s: number, len: number): H | 0 {
+  let id: H;
+  switch (len) {
+    case 4:
+      id = H.Host;
       break;
-    }
+    case 11:
+      id = H.Traceparent;
+      break;
+    case 12:
+      id = H.XRequestId;
+      break;
+    case 14:
+      id = H.ContentLength;
+      break;
+    case 17:
+      id = H.TransferEncoding;
+      break;
+    default:
+      return 0;
   }
+  const name = (WANTED[id - 1] as [H, Uint8Array])[1];
+  for (let i = 0; i < len; i++) if (((b[s + i] as number) | 0x20) !== name[i]) return 0;
+  return id;
+}
+
+function header(h: Head, b: Uint8Array, s: number, colon: number, e: number, cache?: StringCache): void {
+  const which = wantedHeader(b, s, colon - s);
   if (!which) return;
   let vs = colon + 1;
   let ve = e;
