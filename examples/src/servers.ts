@@ -67,19 +67,22 @@ ${serverBlock}
 }
 `;
   writeFileSync(join(dir, "nginx.conf"), conf);
-  const child = spawn("nginx", ["-p", dir, "-c", join(dir, "nginx.conf")], { stdio: ["ignore", "ignore", "inherit"] });
+  return launch("nginx", ["-p", dir, "-c", join(dir, "nginx.conf")], p, dir, `see ${dir}/error.log`);
+}
+
+/** Spawns a server, waits until its port accepts connections, and returns how to stop it by pid. */
+async function launch(cmd: string, args: string[], port: number, dir: string, hint: string): Promise<RunningServer> {
+  const child = spawn(cmd, args, { stdio: ["ignore", "ignore", "inherit"] });
   const exited = once(child, "exit");
   try {
-    await Promise.race([
-      waitForPort(p),
-      exited.then(() => Promise.reject(new Error(`nginx exited; see ${dir}/error.log`))),
-    ]);
+    await Promise.race([waitForPort(port), exited.then(() => Promise.reject(new Error(`${cmd} exited; ${hint}`)))]);
   } catch (e) {
     child.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
     throw e;
   }
   return {
-    port: p,
+    port,
     pid: child.pid ?? 0,
     dir,
     async stop() {
@@ -96,30 +99,6 @@ ${serverBlock}
 export async function startRedis(port?: number): Promise<RunningServer> {
   const p = port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), "kalman-redis-"));
-  const child = spawn(
-    "redis-server",
-    ["--bind", "127.0.0.1", "--port", String(p), "--save", "", "--appendonly", "no", "--dir", dir],
-    {
-      stdio: ["ignore", "ignore", "inherit"],
-    },
-  );
-  const exited = once(child, "exit");
-  try {
-    await Promise.race([waitForPort(p), exited.then(() => Promise.reject(new Error("redis-server exited")))]);
-  } catch (e) {
-    child.kill("SIGKILL");
-    throw e;
-  }
-  return {
-    port: p,
-    pid: child.pid ?? 0,
-    dir,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill("SIGTERM");
-        await exited;
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  const args = ["--bind", "127.0.0.1", "--port", String(p), "--save", "", "--appendonly", "no", "--dir", dir];
+  return launch("redis-server", args, p, dir, "check that redis-server is installed");
 }
