@@ -1,9 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { runDemo } from "./commands/demo.js";
-import { runDoctor } from "./commands/doctor.js";
-import { runAgent } from "./commands/run.js";
 
 const USAGE = `kalman — zero-code observability with eBPF and OpenTelemetry
 
@@ -113,6 +110,8 @@ async function dispatch(argv: string[]): Promise<number> {
       if (capture !== undefined && !(Number.isInteger(capture) && capture >= 0 && capture <= 16384)) {
         throw new UsageError("--capture-bytes must be an integer from 0 to 16384");
       }
+      // commands load on demand: --help and version stay fast
+      const { runAgent } = await import("./commands/run.js");
       return runAgent({
         ports: list("ports"),
         pids: list("pids"),
@@ -133,10 +132,13 @@ async function dispatch(argv: string[]): Promise<number> {
         process.stderr.write("kalman demo: --requests must be an integer from 1 to 1000\n");
         return 2;
       }
+      const { runDemo } = await import("./commands/demo.js");
       return runDemo({ requests });
     }
-    case "doctor":
+    case "doctor": {
+      const { runDoctor } = await import("./commands/doctor.js");
       return runDoctor();
+    }
     case "version":
       process.stdout.write(`kalman ${version()}\n`);
       return 0;
