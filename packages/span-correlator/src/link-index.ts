@@ -31,6 +31,11 @@ export class LocalLinkIndex implements LinkIndex {
   publish(key: string, target: LinkTarget, nowNs: number): void {
     this.map.delete(key);
     this.map.set(key, { target, expiresNs: nowNs + this.ttlNs });
+    // insertion order is time order: expired entries sit at the front
+    for (const [k, e] of this.map) {
+      if (e.expiresNs >= nowNs) break;
+      this.map.delete(k);
+    }
     while (this.map.size > this.maxEntries) {
       this.map.delete(this.map.keys().next().value as string);
       this.evicted++;
