@@ -215,8 +215,10 @@ export async function startDemoTopology(): Promise<DemoTopology> {
 events { worker_connections 256; }
 http { access_log off; client_body_temp_path ${dir}/nb; proxy_temp_path ${dir}/np; fastcgi_temp_path ${dir}/nf; uwsgi_temp_path ${dir}/nu; scgi_temp_path ${dir}/ns;
   upstream frontend { server ${ipOf("frontend")}:3000; keepalive 4; }
+  # pass the caller's X-Request-ID through; make one up only when there is none
+  map $http_x_request_id $kalman_request_id { default $http_x_request_id; "" $request_id; }
   server { listen ${ipOf("gateway")}:80;
-    location / { proxy_pass http://frontend; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header X-Request-ID $request_id; }
+    location / { proxy_pass http://frontend; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header X-Request-ID $kalman_request_id; }
   }
 }
 `,
