@@ -86,10 +86,11 @@ export function couldStartMessage(b: Uint8Array, at: number, fromClient: boolean
           break;
         }
       }
-      if (ok) return n <= m.length + 1 || looksLikeRequestStart(b.subarray(at));
+      // the rest of the request line is validated when the head is parsed
+      if (ok) return true;
     }
     return false;
   }
   for (let i = 0; i < Math.min(n, RESPONSE_PREFIX.length); i++) if (b[at + i] !== RESPONSE_PREFIX[i]) return false;
-  return n < 12 || looksLikeResponseStart(b.subarray(at));
+  return true;
 }
