@@ -141,19 +141,36 @@ async function live(seconds: number, rps: number) {
   pipeline.close();
   await nginx.stop();
   const wrkRequests = Number(/requests: \d+ total, \d+ started, (\d+) done/.exec(out)?.[1] ?? 0);
-  return { wrkRequests, records, spans, bytes, cpuS: (c.user + c.system) / 1e6, wall, lost: t.lostRingFull + t.lostStashFull, events: t.received };
+  return {
+    wrkRequests,
+    records,
+    spans,
+    bytes,
+    cpuS: (c.user + c.system) / 1e6,
+    wall,
+    lost: t.lostRingFull + t.lostStashFull,
+    events: t.received,
+  };
 }
 
 const fmt = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : `${(n / 1e3).toFixed(0)}k`);
 process.stdout.write("pipeline benchmark\n\n");
 offline(20_000); // warm up
 const o = offline(300_000);
-process.stdout.write(`  offline: records → spans → OTLP protobuf     ${fmt(o.spans / o.cpuS)} spans/s per core (${((o.cpuS / o.spans) * 1e6).toFixed(2)} µs per span, ${o.spans} spans, ${(o.encoded / 2 ** 20).toFixed(0)} MiB encoded)\n`);
+process.stdout.write(
+  `  offline: records → spans → OTLP protobuf     ${fmt(o.spans / o.cpuS)} spans/s per core (${((o.cpuS / o.spans) * 1e6).toFixed(2)} µs per span, ${o.spans} spans, ${(o.encoded / 2 ** 20).toFixed(0)} MiB encoded)\n`,
+);
 for (const rps of [5000, 0]) {
   const l = await live(5, rps);
   const label = rps ? `${rps / 1000}k req/s` : "saturated";
-  process.stdout.write(`\n  live (${label}): h2load → nginx, agent traces both sides: ${l.wrkRequests} requests in ${l.wall.toFixed(1)} s, ${l.records} records, ${l.spans} spans, ${l.events} kernel events, ${l.lost} lost\n`);
-  process.stdout.write(`    agent CPU                              ${((l.cpuS / l.wall) * 100).toFixed(0)}% of one core\n`);
-  process.stdout.write(`    agent CPU per observed HTTP request    ${((l.cpuS / Math.max(1, l.wrkRequests)) * 1e6).toFixed(2)} µs (${((l.cpuS / Math.max(1, l.records)) * 1e6).toFixed(2)} µs per record; each request is recorded at the client and at nginx)\n`);
+  process.stdout.write(
+    `\n  live (${label}): h2load → nginx, agent traces both sides: ${l.wrkRequests} requests in ${l.wall.toFixed(1)} s, ${l.records} records, ${l.spans} spans, ${l.events} kernel events, ${l.lost} lost\n`,
+  );
+  process.stdout.write(
+    `    agent CPU                              ${((l.cpuS / l.wall) * 100).toFixed(0)}% of one core\n`,
+  );
+  process.stdout.write(
+    `    agent CPU per observed HTTP request    ${((l.cpuS / Math.max(1, l.wrkRequests)) * 1e6).toFixed(2)} µs (${((l.cpuS / Math.max(1, l.records)) * 1e6).toFixed(2)} µs per record; each request is recorded at the client and at nginx)\n`,
+  );
 }
 execFileSync("true");

@@ -30,6 +30,7 @@ options:
   --duration SECONDS  stop after this long (default: until Ctrl-C)
   --capture-bytes N   payload bytes captured per syscall (default 1024, max 16384)
   --raw               keep secrets (Authorization, query strings, SQL literals); off by default
+  --prometheus-port N serve RED and service-graph metrics on 127.0.0.1:N/metrics (off by default)
   --quiet             do not print request lines
 `,
   demo: "usage: kalman demo [--requests N]\n\nStarts a five-host topology in network namespaces (nginx, a Node frontend, a Python API,\nRedis, PostgreSQL, dnsmasq), traces it with eBPF while sending N requests (default 5), and\nprints one request's trace as a waterfall, the link statistics and where the records went.\n",
@@ -81,6 +82,7 @@ async function dispatch(argv: string[]): Promise<number> {
         duration: { type: "string" },
         "capture-bytes": { type: "string" },
         raw: { type: "boolean" },
+        "prometheus-port": { type: "string" },
         quiet: { type: "boolean" },
       },
       strict: true,
@@ -111,6 +113,10 @@ async function dispatch(argv: string[]): Promise<number> {
         throw new UsageError("--capture-bytes must be an integer from 0 to 16384");
       }
       // commands load on demand: --help and version stay fast
+      const prom = values["prometheus-port"] === undefined ? undefined : Number(values["prometheus-port"]);
+      if (prom !== undefined && !(Number.isInteger(prom) && prom > 0 && prom < 65536)) {
+        throw new UsageError("--prometheus-port must be a port number from 1 to 65535");
+      }
       const { runAgent } = await import("./commands/run.js");
       return runAgent({
         ports: list("ports"),
@@ -124,6 +130,7 @@ async function dispatch(argv: string[]): Promise<number> {
         captureBytes: capture,
         raw: values.raw === true,
         print: values.quiet !== true,
+        prometheusPort: prom,
       });
     }
     case "demo": {

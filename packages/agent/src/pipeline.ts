@@ -1,8 +1,11 @@
 import { SocketTracer, type SocketTracerOptions } from "@kalman/ebpf-receiver";
 import { L7Aggregator, type L7AggregatorOptions, type RequestRecord } from "@kalman/flow-aggregator";
 import { MonotonicClock, recordToSpan, ServiceResolver, type Span, SpanCorrelator } from "@kalman/span-correlator";
+import { ServiceDirectory } from "./service-directory.js";
 
 export interface PipelineOptions {
+  /** Called with each batch of records and a function naming their two ends (for metrics). */
+  onRecordsWithServices?: (records: RequestRecord[], serviceOf: ServiceDirectory["serviceOf"]) => void;
   tracer: SocketTracerOptions;
   aggregator?: Omit<L7AggregatorOptions, "listener">;
   onRecords?: (records: RequestRecord[]) => void;
@@ -19,6 +22,8 @@ export class Pipeline {
   readonly correlator = new SpanCorrelator();
   private readonly clock = new MonotonicClock();
   private readonly services = new ServiceResolver();
+  private readonly directory = new ServiceDirectory(this.services);
+  private held: RequestRecord[] = [];
   private lastTick = Date.now();
   events = 0;
 
@@ -40,8 +45,12 @@ export class Pipeline {
       this.lastTick = now;
     }
     const records = this.aggregator.takeRecords();
-    if (!records.length) return;
+    if (!records.length) {
+      this.recordWithServices(records);
+      return;
+    }
     this.opts.onRecords?.(records);
+    this.recordWithServices(records);
     if (this.opts.onSpans) {
       const spans: Span[] = [];
       for (const r of records) {
@@ -52,8 +61,22 @@ export class Pipeline {
     }
   }
 
+  /**
+   * Metrics need both ends of a request named, but the two sides of one request can complete in
+   * consecutive pumps (a server's answer is drained before the client reads it). Records are learned
+   * at once and handed on one pump later, when their peers have usually been learned too.
+   */
+  private recordWithServices(records: RequestRecord[]): void {
+    if (!this.opts.onRecordsWithServices) return;
+    this.directory.learn(records);
+    if (this.held.length) this.opts.onRecordsWithServices(this.held, this.directory.serviceOf);
+    this.held = records;
+  }
+
   close(): void {
     this.pump();
+    if (this.held.length) this.opts.onRecordsWithServices?.(this.held, this.directory.serviceOf);
+    this.held = [];
     this.tracer.close();
   }
 }

@@ -2,6 +2,7 @@ import { type OtlpExporterOptions, OtlpSpanExporter } from "./exporter.js";
 import { type FileSinkOptions, OtlpJsonFileSink } from "./file-sink.js";
 import type { SpanSink } from "./sink.js";
 
+export { encodeTraceRequest } from "./encode.js";
 export {
   httpTracesUrl,
   type OtlpExporterOptions,
@@ -9,9 +10,41 @@ export {
   OtlpSpanExporter,
   resolveProtocol,
 } from "./exporter.js";
-export { encodeTraceRequest } from "./encode.js";
 export { type FileSinkOptions, OtlpJsonFileSink } from "./file-sink.js";
 export type { Logger } from "./logger.js";
+export {
+  createMetricsPipeline,
+  httpMetricsUrl,
+  type MetricsPipeline,
+  type MetricsPipelineConfig,
+  type MetricsPipelineStats,
+  resolveMetricsProtocol,
+} from "./metrics/pipeline.js";
+export { type PrometheusOptions, prometheusName } from "./metrics/prometheus.js";
+export {
+  MetricsRecorder,
+  type MetricsRecorderOptions,
+  type MetricsRecorderStats,
+  type ServiceNames,
+  type ServiceOf,
+} from "./metrics/recorder.js";
+export {
+  type ConnectionType,
+  DB_DURATION_BUCKETS,
+  HTTP_DURATION_BUCKETS,
+  RED_METRICS,
+  SERVICE_GRAPH_METRICS,
+} from "./metrics/semconv.js";
+export type { MetricExportStats } from "./metrics/service-resources.js";
+export {
+  EndpointTemplater,
+  type EndpointTemplaterOptions,
+  type EndpointTemplaterStats,
+  ID_PLACEHOLDER,
+  isIdSegment,
+  OVERFLOW_ENDPOINT,
+  templatePath,
+} from "./metrics/templating.js";
 export type { BatchingOptions, SpanSink, SpanSinkStats } from "./sink.js";
 export { KALMAN_SCOPE, resourceAttributesFromEnv, SpanConverter, type SpanConverterOptions } from "./spans.js";
 export { VERSION } from "./version.js";

@@ -2,7 +2,7 @@ import { createWriteStream, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { ReceiverError } from "@kalman/ebpf-receiver";
 import type { L7ProtocolName, RequestRecord } from "@kalman/flow-aggregator";
-import { createSpanSink, type SpanSink } from "@kalman/otlp-bridge";
+import { createMetricsPipeline, createSpanSink, type MetricsPipeline, type SpanSink } from "@kalman/otlp-bridge";
 import { Pipeline } from "../pipeline.js";
 
 export interface RunOptions {
@@ -18,6 +18,8 @@ export interface RunOptions {
   captureBytes?: number;
   /** Keep secrets (Authorization values, query strings, SQL literals). */
   raw?: boolean;
+  /** Serve Prometheus metrics on 127.0.0.1:<port> (off by default). */
+  prometheusPort?: number;
   /** Print one line per request (default true). */
   print?: boolean;
   out?: NodeJS.WritableStream;
@@ -57,18 +59,25 @@ export async function runAgent(opts: RunOptions): Promise<number> {
   };
   let pipeline: Pipeline;
   let spans: SpanSink | undefined;
+  let metrics: MetricsPipeline | undefined;
   try {
     spans = createSpanSink({ dir: opts.dataDir ?? "kalman-data" });
     const spanSink = spans;
+    metrics = createMetricsPipeline({
+      prometheus: opts.prometheusPort === undefined ? false : { port: opts.prometheusPort },
+    });
+    const metricsPipeline = metrics;
     pipeline = new Pipeline({
       tracer: { ports: opts.ports, pids: opts.pids, captureBytes: opts.captureBytes, closeOnSignals: false },
       aggregator: { protocols: opts.protocols, redact: !opts.raw },
       onRecords,
       onSpans: (ss) => spanSink.add(ss),
+      onRecordsWithServices: (rs, serviceOf) => metricsPipeline.record(rs, serviceOf),
     });
   } catch (e) {
     sink.end();
     await spans?.shutdown();
+    await metrics?.shutdown();
     if (e instanceof ReceiverError) {
       err.write(`kalman run: cannot start the eBPF tracer\n${e.message}\n`);
       return 2;
@@ -77,13 +86,15 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     return 2;
   }
   const tracer = pipeline.tracer;
+  await metrics.ready;
   const filters = [
     opts.ports?.length ? `ports ${opts.ports.join(",")}` : "",
     opts.pids?.length ? `pids ${opts.pids.join(",")}` : "",
   ].filter(Boolean);
   err.write(
     `kalman run: ${tracer.programIds().length} eBPF programs attached (${filters.join("; ") || "all processes"}); ` +
-      `request records → ${file}${opts.raw ? " (raw: secrets NOT redacted)" : ""}; traces → ${spans.kind} ${spans.target}\n`,
+      `request records → ${file}${opts.raw ? " (raw: secrets NOT redacted)" : ""}; traces → ${spans.kind} ${spans.target}; ` +
+      `metrics → ${metrics.kind} ${metrics.target}${metrics.prometheusUrl ? `, Prometheus ${metrics.prometheusUrl}` : ""}\n`,
   );
 
   let stopping = false;
@@ -120,6 +131,7 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     pipeline.close();
     const a = pipeline.aggregator.stats();
     await spans.shutdown();
+    await metrics.shutdown();
     const sp = spans.stats();
     await new Promise((r) => sink.end(r));
     err.write(

@@ -1,0 +1,289 @@
+// RequestRecord -> which RED histogram it feeds and with what semconv attributes; service graph labels.
+import type { AttributeValue, L7ProtocolName, RequestRecord } from "@kalman/flow-aggregator";
+import { type ConnectionType, KNOWN_HTTP_METHODS, type RedMetricKey } from "./semconv.js";
+import { type EndpointTemplater, OVERFLOW_ENDPOINT } from "./templating.js";
+
+/** Which end of the connection observed the request: the process that sent it, or the one that served it. */
+export type Side = "client" | "server";
+
+export type Attrs = Record<string, AttributeValue>;
+
+/** Longest attribute value taken from the wire (operation names, error codes, topics). */
+const MAX_VALUE = 128;
+
+const DB_SYSTEMS: Partial<Record<L7ProtocolName, string>> = {
+  mysql: "mysql",
+  postgresql: "postgresql",
+  redis: "redis",
+};
+
+/**
+ * The RED histogram a record feeds, by protocol and side:
+ * - http1/http2: http.server.* / http.client.request.duration
+ * - grpc: rpc.server.* / rpc.client.call.duration
+ * - mysql/postgresql/redis: db.client.operation.duration, client side only
+ * - kafka/mqtt: messaging.client.operation.duration, client side only
+ * - dns: dns.lookup.duration, client side only
+ *
+ * "server_side": a DB, broker or DNS request seen in the server process itself (redis-server,
+ * postgres, the broker, the resolver). These are NOT client operations, and semconv has no
+ * server-side duration metric for them, so they are skipped for RED (and counted). They still
+ * feed the service graph (traces_service_graph_request_server_seconds of their edge).
+ */
+export function redMetricFor(protocol: L7ProtocolName, side: Side): RedMetricKey | "server_side" | undefined {
+  switch (protocol) {
+    case "http1":
+    case "http2":
+      return side === "server" ? "httpServer" : "httpClient";
+    case "grpc":
+      return side === "server" ? "rpcServer" : "rpcClient";
+    case "mysql":
+    case "postgresql":
+    case "redis":
+      return side === "client" ? "dbClient" : "server_side";
+    case "kafka":
+    case "mqtt":
+      return side === "client" ? "messagingClient" : "server_side";
+    case "dns":
+      return side === "client" ? "dnsLookup" : "server_side";
+    default:
+      return undefined;
+  }
+}
+
+/** connection_type of the service graph edge (the connector's values). */
+export function connectionTypeOf(protocol: L7ProtocolName): ConnectionType {
+  switch (protocol) {
+    case "mysql":
+    case "postgresql":
+    case "redis":
+      return "database";
+    case "kafka":
+    case "mqtt":
+      return "messaging_system";
+    default:
+      return "";
+  }
+}
+
+/**
+ * Whether the request failed, as its side sees it (semconv span status rules): a server fails on
+ * server errors and timeouts; a client also on client errors (4xx, NXDOMAIN, SQL errors, ...).
+ */
+export function failedFor(r: RequestRecord, side: Side): boolean {
+  if (r.status === "server_error" || r.status === "timeout") return true;
+  return side === "client" && r.status === "client_error";
+}
+
+/** error.type of a failed request: the protocol's status code as a string, "timeout", else "_OTHER". */
+export function errorTypeOf(r: RequestRecord): string {
+  if (r.status === "timeout") return "timeout";
+  switch (r.protocol) {
+    case "http1":
+    case "http2":
+    case "grpc":
+      return r.code !== undefined ? String(r.code) : "_OTHER";
+    case "mysql":
+    case "postgresql":
+    case "redis": {
+      const sc = r.attributes?.["db.response.status_code"];
+      if (sc !== undefined && sc !== "") return clip(String(sc));
+      if (r.code !== undefined) return String(r.code);
+      return r.exception ? clip(firstWord(r.exception)) : "_OTHER";
+    }
+    default:
+      if (r.exception) return clip(firstWord(r.exception));
+      return r.code !== undefined ? String(r.code) : "_OTHER";
+  }
+}
+
+/** `host` of a Host header / :authority (`host:port`, `[v6]:port`). */
+export function hostOf(authority: string): string {
+  const a = authority.trim();
+  if (a.startsWith("[")) {
+    const close = a.indexOf("]");
+    return close > 0 ? a.slice(1, close) : a;
+  }
+  const colon = a.lastIndexOf(":");
+  if (colon > 0 && a.indexOf(":") === colon && /^\d*$/.test(a.slice(colon + 1))) return a.slice(0, colon);
+  return a;
+}
+
+/** `addr:port`, with brackets for IPv6. */
+export function hostPort(addr: string, port: number): string {
+  return addr.includes(":") ? `[${addr}]:${port}` : `${addr}:${port}`;
+}
+
+/**
+ * The server end's name when the agent could not resolve it to a service: the Host header /
+ * :authority for HTTP and gRPC (as sent, e.g. "api.example.com"), else `serverAddr:serverPort`.
+ */
+export function peerServerName(r: RequestRecord): string {
+  if ((r.protocol === "http1" || r.protocol === "http2" || r.protocol === "grpc") && r.domain) return clip(r.domain);
+  return hostPort(r.serverAddr, r.serverPort);
+}
+
+/** The client end's name when the agent could not resolve it to a service: its address (no ephemeral port). */
+export function peerClientName(r: RequestRecord): string {
+  return r.clientAddr;
+}
+
+/**
+ * Semconv attributes of the RED measurement of `r` (metric `metric`), observed by `service`
+ * (added as `service.name`; the OTLP export moves it to the resource). Endpoints and topics go
+ * through the templater (bounded per service). `onEndpointOverflow` is called when that cap hit.
+ */
+export function redAttributes(
+  r: RequestRecord,
+  metric: RedMetricKey,
+  side: Side,
+  service: string,
+  templater: EndpointTemplater,
+  onEndpointOverflow: () => void,
+): Attrs {
+  const a: Attrs = { "service.name": service };
+  const failed = failedFor(r, side);
+  switch (metric) {
+    case "httpServer":
+    case "httpClient": {
+      const method = r.requestType?.toUpperCase();
+      a["http.request.method"] = method && KNOWN_HTTP_METHODS.has(method) ? method : "_OTHER";
+      const path = r.endpoint ?? r.resource;
+      if (path !== undefined && path !== "") {
+        const t = templater.template(service, path);
+        if (t === OVERFLOW_ENDPOINT) onEndpointOverflow();
+        a[side === "server" ? "http.route" : "url.template"] = t;
+      }
+      if (r.code !== undefined && r.code > 0) a["http.response.status_code"] = r.code;
+      if (failed) a["error.type"] = errorTypeOf(r);
+      addServer(a, r, side);
+      if (r.version) a["network.protocol.version"] = clip(r.version);
+      break;
+    }
+    case "rpcServer":
+    case "rpcClient": {
+      a["rpc.system"] = "grpc";
+      let svc = stringAttr(r, "rpc.service");
+      let method = stringAttr(r, "rpc.method");
+      const route = r.endpoint ?? r.resource;
+      if ((svc === undefined || method === undefined) && route) {
+        const p = route.startsWith("/") ? route.slice(1) : route;
+        const slash = p.indexOf("/");
+        if (slash > 0) {
+          svc ??= p.slice(0, slash);
+          method ??= p.slice(slash + 1);
+        }
+      }
+      if (svc !== undefined && method !== undefined) {
+        // gRPC methods are a fixed set per server, but a client can send any path: same cap as routes
+        const t = templater.template(service, `/${svc}/${method}`);
+        if (t === OVERFLOW_ENDPOINT) {
+          onEndpointOverflow();
+          svc = OVERFLOW_ENDPOINT;
+          method = OVERFLOW_ENDPOINT;
+        }
+        a["rpc.service"] = clip(svc);
+        a["rpc.method"] = clip(method);
+      }
+      if (r.code !== undefined) a["rpc.grpc.status_code"] = r.code;
+      if (failed) a["error.type"] = errorTypeOf(r);
+      addServer(a, r, side);
+      break;
+    }
+    case "dbClient": {
+      const system = stringAttr(r, "db.system.name") ?? DB_SYSTEMS[r.protocol] ?? r.protocol;
+      a["db.system.name"] = system;
+      if (r.requestType) a["db.operation.name"] = clip(r.requestType);
+      const collection = collectionOf(r);
+      if (collection) a["db.collection.name"] = collection;
+      if (r.domain && r.protocol !== "redis") a["db.namespace"] = clip(r.domain);
+      addServer(a, r, side);
+      if (failed) {
+        a["error.type"] = errorTypeOf(r);
+        const sc = r.attributes?.["db.response.status_code"];
+        if (sc !== undefined && sc !== "") a["db.response.status_code"] = clip(String(sc));
+      }
+      break;
+    }
+    case "messagingClient": {
+      a["messaging.system"] = stringAttr(r, "messaging.system") ?? r.protocol;
+      const op = messagingOperation(r);
+      a["messaging.operation.name"] = op.name;
+      if (op.type) a["messaging.operation.type"] = op.type;
+      const dest = stringAttr(r, "messaging.destination.name") ?? (r.protocol === "kafka" ? r.resource : undefined);
+      if (dest) {
+        // semconv: the name only when it has low cardinality, else the template
+        const t = templater.template(`${service}\u0000messaging`, dest);
+        if (t === OVERFLOW_ENDPOINT) onEndpointOverflow();
+        if (t === dest) a["messaging.destination.name"] = clip(dest);
+        else a["messaging.destination.template"] = t;
+      }
+      addServer(a, r, side);
+      if (failed) a["error.type"] = errorTypeOf(r);
+      break;
+    }
+    case "dnsLookup": {
+      const name = stringAttr(r, "dns.question.name") ?? r.resource;
+      if (name) a["dns.question.name"] = clip(name);
+      if (failed) a["error.type"] = errorTypeOf(r);
+      break;
+    }
+  }
+  return a;
+}
+
+/**
+ * server.address / server.port. Client side: the Host header / :authority host when there is one,
+ * else the connected address. Server side: the local (listening) socket address, not the Host header,
+ * which any client can set to anything.
+ */
+function addServer(a: Attrs, r: RequestRecord, side: Side): void {
+  const viaHost =
+    side === "client" && r.domain && (r.protocol === "http1" || r.protocol === "http2" || r.protocol === "grpc");
+  a["server.address"] = viaHost ? clip(hostOf(r.domain as string)) : r.serverAddr;
+  a["server.port"] = r.serverPort;
+}
+
+/** SQL endpoints are "VERB table": the table is db.collection.name. */
+function collectionOf(r: RequestRecord): string | undefined {
+  if (r.protocol !== "mysql" && r.protocol !== "postgresql") return undefined;
+  const e = r.endpoint;
+  if (!e || !r.requestType) return undefined;
+  const prefix = `${r.requestType} `;
+  if (!e.startsWith(prefix)) return undefined;
+  const table = e.slice(prefix.length).trim();
+  return table && !table.includes(" ") ? clip(table) : undefined;
+}
+
+const KAFKA_OPS: Record<string, { name: string; type?: string }> = {
+  Produce: { name: "send", type: "send" },
+  Fetch: { name: "poll", type: "receive" },
+  OffsetCommit: { name: "commit", type: "settle" },
+};
+
+const MQTT_OPS: Record<string, { name: string; type?: string }> = {
+  PUBLISH: { name: "publish", type: "send" },
+  SUBSCRIBE: { name: "subscribe" },
+  UNSUBSCRIBE: { name: "unsubscribe" },
+};
+
+function messagingOperation(r: RequestRecord): { name: string; type?: string } {
+  const t = r.requestType ?? "";
+  const known = r.protocol === "kafka" ? KAFKA_OPS[t] : MQTT_OPS[t];
+  if (known) return known;
+  return { name: t ? clip(t.toLowerCase()) : "_OTHER" };
+}
+
+function stringAttr(r: RequestRecord, key: string): string | undefined {
+  const v = r.attributes?.[key];
+  return typeof v === "string" && v !== "" ? v : undefined;
+}
+
+function firstWord(s: string): string {
+  const space = s.indexOf(" ");
+  return space < 0 ? s : s.slice(0, space);
+}
+
+function clip(s: string): string {
+  return s.length > MAX_VALUE ? s.slice(0, MAX_VALUE) : s;
+}
