@@ -1,6 +1,27 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, readlinkSync } from "node:fs";
 import { basename } from "node:path";
 import type { ServiceIdentity } from "./types.js";
+
+/** Container runtimes by the cgroup path prefix in front of the 64-hex container id. */
+const RUNTIMES: Array<[RegExp, string]> = [
+  [/docker[-/]/, "docker"],
+  [/cri-containerd-|containerd/, "containerd"],
+  [/crio-/, "cri-o"],
+  [/libpod-|podman/, "podman"],
+];
+const CONTAINER_ID = /([0-9a-f]{64})/;
+
+/** container.id and container.runtime from a /proc/<pid>/cgroup text, if the process runs in a container. */
+export function containerFromCgroup(cgroup: string): { id: string; runtime?: string } | undefined {
+  for (const line of cgroup.split("\n")) {
+    const path = line.slice(line.indexOf(":", line.indexOf(":") + 1) + 1);
+    const m = CONTAINER_ID.exec(path);
+    if (!m?.[1]) continue;
+    const runtime = RUNTIMES.find(([re]) => re.test(path))?.[1];
+    return runtime ? { id: m[1], runtime } : { id: m[1] };
+  }
+  return undefined;
+}
 
 const INTERPRETERS = new Set(["node", "python", "python3", "ruby", "perl", "php", "java", "bun", "deno"]);
 
@@ -30,6 +51,18 @@ export class ServiceResolver {
       if (argv.length) attributes["process.command_line"] = argv.join(" ").slice(0, 512);
     } catch {
       // the process is gone: keep what the kernel told us
+    }
+    try {
+      const container = containerFromCgroup(readFileSync(`/proc/${pid}/cgroup`, "latin1"));
+      if (container) {
+        attributes["container.id"] = container.id;
+        if (container.runtime) attributes["container.runtime"] = container.runtime;
+      }
+      // "net:[4026531840]": the network namespace, to tell apart hosts simulated on one machine
+      const ns = /\[(\d+)\]/.exec(readlinkSync(`/proc/${pid}/ns/net`))?.[1];
+      if (ns) attributes["kalman.netns"] = Number(ns);
+    } catch {
+      // gone, or not ours to read
     }
     let serviceName: string | undefined;
     try {
