@@ -1,12 +1,13 @@
 // Small byte helpers shared by the parsers (no string decoding unless asked).
 
-const latin1 = new TextDecoder("latin1");
 const utf8 = new TextDecoder("utf-8", { fatal: false });
 
-/** Latin-1 text of a byte range (1 byte = 1 char, never throws). Short ranges skip TextDecoder. */
+const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
+
+/** Latin-1 text of a byte range (1 byte = 1 char, never throws): a JS loop for a few bytes, native beyond. */
 export function ascii(b: Uint8Array, start = 0, end = b.length): string {
   const n = end - start;
-  if (n > 64) return latin1.decode(b.subarray(start, end));
+  if (n > 8) return latin1Slice.call(b, start, end);
   let s = "";
   for (let i = start; i < end; i++) s += String.fromCharCode(b[i] as number);
   return s;
