@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -183,7 +184,15 @@ kl_tracer *kl_tracer_open(const char *obj_path, uint32_t ringbuf_bytes, char *er
 int kl_tracer_load(kl_tracer *t, char *err, int errlen)
 {
 	log_reset();
+	/*
+	 * The verifier gives up with EAGAIN when a signal is pending for the loading thread (a profiler's
+	 * SIGPROF, a child's SIGCHLD). Block signals on this thread for the load; they are delivered after.
+	 */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	int rc = bpf_object__load(t->obj);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc) {
 		set_err(err, errlen, 24, "the kernel refused the BPF object (%s)", strerror(-rc));
 		return rc;
