@@ -69,4 +69,33 @@ describe("kalman run", () => {
     expect(records.every((r) => r.protocol === "http1" && r.code === 200 && r.serverPort === nginx?.port)).toBe(true);
     expect(stderr).toMatch(/stopped\. 6 requests recorded; kernel lost 0/);
   });
+
+  it.runIf(privileged)(
+    "SIGTERM flushes and detaches; a second SIGTERM exits at once; no program stays loaded",
+    async () => {
+      const child = spawn(
+        process.execPath,
+        [cli, "run", "--ports", "1", "--quiet", "--duration", "60", "--output", join(tmp, "sig.jsonl")],
+        {
+          cwd: tmp,
+          stdio: ["ignore", "ignore", "pipe"],
+        },
+      );
+      let stderr = "";
+      child.stderr.on("data", (d: Buffer) => {
+        stderr += d.toString();
+      });
+      for (let i = 0; i < 100 && !stderr.includes("attached"); i++) await new Promise((r) => setTimeout(r, 50));
+      const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+      const t0 = Date.now();
+      child.kill("SIGTERM");
+      child.kill("SIGTERM");
+      await exited;
+      expect(Date.now() - t0).toBeLessThan(5000);
+      expect(stderr).toContain("flushing and detaching");
+      // whatever path it took, the kernel holds no program of a dead agent
+      const progs = execFileSync("bpftool", ["prog", "list"], { encoding: "utf8" });
+      expect(progs).not.toMatch(new RegExp(`pids node\\(${child.pid}\\)`));
+    },
+  );
 });

@@ -98,11 +98,17 @@ export async function runAgent(opts: RunOptions): Promise<number> {
   );
 
   let stopping = false;
-  const stop = () => {
+  // first signal: flush exporters and detach; a second one: leave at once (the kernel drops the probes with us)
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      err.write(`kalman run: second ${signal}, exiting without flushing\n`);
+      process.exit(130);
+    }
     stopping = true;
+    err.write(`kalman run: ${signal}, flushing and detaching (send it again to exit at once)\n`);
   };
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
   const deadline = opts.durationS ? Date.now() + opts.durationS * 1000 : Number.POSITIVE_INFINITY;
   let lastStatus = Date.now();
   let lastEvents = 0;
