@@ -9,6 +9,7 @@ usage: kalman <command> [options]
 commands:
   run       trace this host: print request records live and write them as JSON lines
   demo      start a demo topology, trace it with eBPF and show a request's trace
+  top       live service map and endpoints: request rate, errors, p50/p99
   doctor    check this host's kernel features and privileges, with fixes
   version   print the version
 
@@ -37,6 +38,18 @@ options:
   doctor:
     "usage: kalman doctor\n\nChecks kernel version, BTF, tracefs, privileges, the build, and that the tracer loads.\nExit code 0 when everything passes, 1 otherwise.\n",
   version: "usage: kalman version\n",
+  top: `usage: kalman top [options]
+
+A live view, refreshed every second: the service map's edges (client → server) and the busiest
+endpoints, each with requests/s, error %, p50 and p99 latency over the last 10 s. Works over SSH.
+
+options:
+  --ports LIST        only sockets with these local or remote ports
+  --pids LIST         only these processes
+  --interval SECONDS  seconds between frames (default 1)
+  --iterations N      print N frames and exit (default: until Ctrl-C)
+  --no-clear          print frames one after another instead of redrawing
+`,
 };
 
 function version(): string {
@@ -83,6 +96,9 @@ async function dispatch(argv: string[]): Promise<number> {
         "capture-bytes": { type: "string" },
         raw: { type: "boolean" },
         "prometheus-port": { type: "string" },
+        interval: { type: "string" },
+        iterations: { type: "string" },
+        "no-clear": { type: "boolean" },
         quiet: { type: "boolean" },
       },
       strict: true,
@@ -132,6 +148,25 @@ async function dispatch(argv: string[]): Promise<number> {
         print: values.quiet !== true,
         prometheusPort: prom,
       });
+    }
+    case "top": {
+      const ports = typeof values.ports === "string" ? values.ports.split(",").map(Number) : undefined;
+      const pids = typeof values.pids === "string" ? values.pids.split(",").map(Number) : undefined;
+      for (const [name, list] of [
+        ["ports", ports],
+        ["pids", pids],
+      ] as const) {
+        if (list?.some((n) => !Number.isInteger(n) || n <= 0))
+          throw new UsageError(`--${name} must be a comma-separated list of positive integers`);
+      }
+      const intervalS = values.interval === undefined ? 1 : Number(values.interval);
+      if (!(intervalS >= 0.2 && intervalS <= 60))
+        throw new UsageError("--interval must be a number of seconds from 0.2 to 60");
+      const iterations = values.iterations === undefined ? undefined : Number(values.iterations);
+      if (iterations !== undefined && !(Number.isInteger(iterations) && iterations > 0))
+        throw new UsageError("--iterations must be a positive integer");
+      const { runTop } = await import("./commands/top.js");
+      return runTop({ ports, pids, intervalS, iterations, clear: values["no-clear"] === true ? false : undefined });
     }
     case "demo": {
       const requests = values.requests === undefined ? 5 : Number(values.requests);
