@@ -3,7 +3,7 @@
 
 import type { ChildProcess } from "node:child_process";
 import { execFileSync } from "node:child_process";
-import { receiverPreflight, SocketTracer } from "@kalman/ebpf-receiver";
+import { receiverPreflight } from "@kalman/ebpf-receiver";
 import {
   describePrivileged as describeWithChecks,
   type RunningServer,
@@ -13,33 +13,12 @@ import {
   stop,
   workloads,
 } from "@kalman/examples";
-import { L7Aggregator, type RequestRecord } from "@kalman/flow-aggregator";
+import type { RequestRecord } from "@kalman/flow-aggregator";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { SpanCorrelator } from "../src/correlator.js";
+import { observeLinks } from "./support/observe.js";
 
 let redis: RunningServer;
 const children: ChildProcess[] = [];
-
-async function observe(ports: number[], workload: () => Promise<unknown>) {
-  const correlator = new SpanCorrelator();
-  const agg = new L7Aggregator({ listener: correlator, redact: false });
-  const tracer = SocketTracer.open({ ports, closeOnSignals: false });
-  const records: RequestRecord[] = [];
-  const pump = () => {
-    for (let b = tracer.drainOnce(); b; b = tracer.drainOnce()) agg.ingestBatch(b);
-    records.push(...agg.takeRecords());
-  };
-  const timer = setInterval(pump, 5);
-  try {
-    await workload();
-    await new Promise((r) => setTimeout(r, 300));
-    pump();
-  } finally {
-    clearInterval(timer);
-    tracer.close();
-  }
-  return { records, stats: correlator.stats(), lost: tracer.stats().lostRingFull };
-}
 
 /** Requests as the API saw them, and the Redis calls it made, keyed by item number. */
 function split(records: RequestRecord[], apiPort: number) {
@@ -76,7 +55,7 @@ describeWithChecks("trace linking under concurrency", receiverPreflight, () => {
     children.push(child);
     const apiPort = Number(match[1]);
     let out = "";
-    const { records, stats, lost } = await observe([apiPort, redis.port], async () => {
+    const { records, stats, lost } = await observeLinks([apiPort, redis.port], async () => {
       out = (await run(process.execPath, [workloads.itemLoad, String(apiPort), "200", "20"])).stdout;
     });
     expect(out.trim()).toBe("ok 200");
@@ -109,7 +88,7 @@ describeWithChecks("trace linking under concurrency", receiverPreflight, () => {
     );
     children.push(child);
     const apiPort = Number(match[1]);
-    const { records, stats } = await observe([apiPort, redis.port], async () => {
+    const { records, stats } = await observeLinks([apiPort, redis.port], async () => {
       await run(process.execPath, [workloads.itemLoad, String(apiPort), "200", "20"]);
     });
     const { served, calls, item } = split(records, apiPort);

@@ -13,7 +13,7 @@
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { receiverPreflight, SocketTracer } from "@kalman/ebpf-receiver";
+import { receiverPreflight } from "@kalman/ebpf-receiver";
 import {
   describePrivileged,
   examplesDir,
@@ -23,9 +23,9 @@ import {
   startUntil,
   stop,
 } from "@kalman/examples";
-import { L7Aggregator, type RequestRecord } from "@kalman/flow-aggregator";
+import type { RequestRecord } from "@kalman/flow-aggregator";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { type CorrelatorStats, SpanCorrelator } from "../src/correlator.js";
+import { observeLinks } from "./support/observe.js";
 
 const backendScript = join(examplesDir, "tracing", "backend.mjs");
 const loadScript = join(examplesDir, "tracing", "load.mjs");
@@ -35,31 +35,6 @@ const CONCURRENCY = 20;
 let nginx: RunningServer | undefined;
 let backend: ChildProcess | undefined;
 let backendPort = 0;
-
-async function observe(
-  ports: number[],
-  workload: () => Promise<unknown>,
-): Promise<{ records: RequestRecord[]; stats: CorrelatorStats; lost: number }> {
-  const correlator = new SpanCorrelator();
-  const agg = new L7Aggregator({ listener: correlator, redact: false });
-  const tracer = SocketTracer.open({ ports, closeOnSignals: false });
-  const records: RequestRecord[] = [];
-  const pump = () => {
-    for (let b = tracer.drainOnce(); b; b = tracer.drainOnce()) agg.ingestBatch(b);
-    records.push(...agg.takeRecords());
-  };
-  const timer = setInterval(pump, 5);
-  try {
-    await workload();
-    await new Promise((r) => setTimeout(r, 300));
-    pump();
-  } finally {
-    clearInterval(timer);
-    tracer.close();
-  }
-  const s = tracer.stats();
-  return { records, stats: correlator.stats(), lost: s.lostRingFull + s.lostStashFull };
-}
 
 /** The four hops of every request: load → nginx (in), nginx (out) → backend. */
 function hops(records: RequestRecord[]) {
@@ -111,7 +86,7 @@ describePrivileged("X-Request-ID linking through an event-loop proxy", receiverP
   it("X-Request-ID passed through: ambiguous calls are linked by id, each to its own request, never another", async () => {
     const tag = `kl-${randomBytes(4).toString("hex")}`;
     let out = "";
-    const { records, stats, lost } = await observe([nginx?.port as number, backendPort], async () => {
+    const { records, stats, lost } = await observeLinks([nginx?.port as number, backendPort], async () => {
       out = (
         await run(process.execPath, [
           loadScript,
@@ -169,7 +144,7 @@ describePrivileged("X-Request-ID linking through an event-loop proxy", receiverP
 
   it("X-Request-ID injected by nginx (the caller sent none): no call is linked by id; ambiguous ones say why", async () => {
     let out = "";
-    const { records, stats, lost } = await observe([nginx?.port as number, backendPort], async () => {
+    const { records, stats, lost } = await observeLinks([nginx?.port as number, backendPort], async () => {
       out = (
         await run(process.execPath, [
           loadScript,
