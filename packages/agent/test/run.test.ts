@@ -35,6 +35,7 @@ describe("kalman run", () => {
       process.execPath,
       [cli, "run", "--ports", String(nginx.port), "--duration", "4", "--output", out],
       {
+        cwd: tmp,
         stdio: ["ignore", "pipe", "pipe"],
       },
     );
@@ -68,6 +69,18 @@ describe("kalman run", () => {
     ).toEqual(["/one", "/three", "/two"]);
     expect(records.every((r) => r.protocol === "http1" && r.code === 200 && r.serverPort === nginx?.port)).toBe(true);
     expect(stderr).toMatch(/stopped\. 6 requests recorded; kernel lost 0/);
+    // the same records as OTLP logs (the embedded default: OTLP-JSON lines), linked to their traces
+    const logLines = readFileSync(join(tmp, "kalman-data", "logs.jsonl"), "utf8")
+      .trim()
+      .split("\n");
+    const logRecords = logLines.flatMap((l) =>
+      JSON.parse(l).resourceLogs.flatMap((rl: { scopeLogs: Array<{ logRecords: unknown[] }> }) =>
+        rl.scopeLogs.flatMap((sl) => sl.logRecords),
+      ),
+    ) as Array<{ body: { stringValue: string }; traceId: string }>;
+    expect(logRecords).toHaveLength(6);
+    expect(logRecords.map((r) => r.body.stringValue).filter((b) => b.startsWith("GET /one 200"))).toHaveLength(2);
+    expect(logRecords.every((r) => /^[0-9a-f]{32}$/.test(r.traceId))).toBe(true);
   });
 
   it.runIf(privileged)(

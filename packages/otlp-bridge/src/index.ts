@@ -72,3 +72,27 @@ function otlpConfigured(config: SpanSinkConfig, env: NodeJS.ProcessEnv): boolean
   if (env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim() || env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim()) return true;
   return env.OTEL_TRACES_EXPORTER?.split(",").some((e) => e.trim() === "otlp") ?? false;
 }
+
+export {
+  type LogBatchingOptions,
+  LogBatchingSink,
+  type LogSink,
+  type LogSinkStats,
+} from "./logs/batching.js";
+export {
+  createLogSink,
+  httpLogsUrl,
+  type LogFileSinkOptions,
+  type LogSinkConfig,
+  OtlpJsonLogFileSink,
+  OtlpLogExporter,
+  type OtlpLogExporterOptions,
+  resolveLogsProtocol,
+} from "./logs/exporter.js";
+export {
+  LogRecordConverter,
+  type LogRecordConverterOptions,
+  logAttributes,
+  logBody,
+  severityOf,
+} from "./logs/records.js";

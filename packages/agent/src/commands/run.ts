@@ -2,7 +2,14 @@ import { createWriteStream, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { ReceiverError } from "@kalman/ebpf-receiver";
 import type { L7ProtocolName, RequestRecord } from "@kalman/flow-aggregator";
-import { createMetricsPipeline, createSpanSink, type MetricsPipeline, type SpanSink } from "@kalman/otlp-bridge";
+import {
+  createLogSink,
+  createMetricsPipeline,
+  createSpanSink,
+  type LogSink,
+  type MetricsPipeline,
+  type SpanSink,
+} from "@kalman/otlp-bridge";
 import { Pipeline } from "../pipeline.js";
 
 export interface RunOptions {
@@ -60,8 +67,12 @@ export async function runAgent(opts: RunOptions): Promise<number> {
   let pipeline: Pipeline;
   let spans: SpanSink | undefined;
   let metrics: MetricsPipeline | undefined;
+  let logs: LogSink | undefined;
   try {
     spans = createSpanSink({ dir: opts.dataDir ?? "kalman-data" });
+    // request records also go out as OTLP logs (trace-linked), or to kalman-data/logs.jsonl
+    logs = createLogSink({ dir: opts.dataDir ?? "kalman-data" });
+    const logSink = logs;
     const spanSink = spans;
     metrics = createMetricsPipeline({
       prometheus: opts.prometheusPort === undefined ? false : { port: opts.prometheusPort },
@@ -70,7 +81,10 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     pipeline = new Pipeline({
       tracer: { ports: opts.ports, pids: opts.pids, captureBytes: opts.captureBytes, closeOnSignals: false },
       aggregator: { protocols: opts.protocols, redact: !opts.raw },
-      onRecords,
+      onRecords: (rs) => {
+        onRecords(rs);
+        logSink.add(rs);
+      },
       onSpans: (ss) => spanSink.add(ss),
       onRecordsWithServices: (rs, serviceOf) => metricsPipeline.record(rs, serviceOf),
     });
@@ -78,6 +92,7 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     sink.end();
     await spans?.shutdown();
     await metrics?.shutdown();
+    await logs?.shutdown();
     if (e instanceof ReceiverError) {
       err.write(`kalman run: cannot start the eBPF tracer\n${e.message}\n`);
       return 2;
@@ -93,7 +108,7 @@ export async function runAgent(opts: RunOptions): Promise<number> {
   ].filter(Boolean);
   err.write(
     `kalman run: ${tracer.programIds().length} eBPF programs attached (${filters.join("; ") || "all processes"}); ` +
-      `request records → ${file}${opts.raw ? " (raw: secrets NOT redacted)" : ""}; traces → ${spans.kind} ${spans.target}; ` +
+      `request records → ${file}${opts.raw ? " (raw: secrets NOT redacted)" : ""}; traces → ${spans.kind} ${spans.target}; logs → ${logs.kind} ${logs.target}; ` +
       `metrics → ${metrics.kind} ${metrics.target}${metrics.prometheusUrl ? `, Prometheus ${metrics.prometheusUrl}` : ""}\n`,
   );
 
@@ -138,6 +153,7 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     const a = pipeline.aggregator.stats();
     await spans.shutdown();
     await metrics.shutdown();
+    await logs.shutdown();
     const sp = spans.stats();
     await new Promise((r) => sink.end(r));
     err.write(

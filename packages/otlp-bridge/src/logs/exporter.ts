@@ -1,0 +1,245 @@
+import { join, resolve } from "node:path";
+import { ExportResultCode } from "@opentelemetry/core";
+import { OTLPLogExporter as GrpcLogExporter } from "@opentelemetry/exporter-logs-otlp-grpc";
+import { OTLPLogExporter as HttpProtoLogExporter } from "@opentelemetry/exporter-logs-otlp-proto";
+import { CompressionAlgorithm } from "@opentelemetry/otlp-exporter-base";
+import { createEmptyMetadata } from "@opentelemetry/otlp-grpc-exporter-base";
+import { JsonLogsSerializer } from "@opentelemetry/otlp-transformer";
+import type { LogRecordExporter, ReadableLogRecord } from "@opentelemetry/sdk-logs";
+import { type OtlpProtocol, resolveProtocol } from "../exporter.js";
+import { RotatingFile } from "../rotating-file.js";
+import type { SendResult } from "../sink.js";
+import { type LogBatchingOptions, LogBatchingSink, type LogSink } from "./batching.js";
+
+export interface OtlpLogExporterOptions extends LogBatchingOptions {
+  /** Default: OTEL_EXPORTER_OTLP_LOGS_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL, else by port (4317 -> grpc). */
+  protocol?: OtlpProtocol;
+  /**
+   * grpc: `http://host:4317` (http:// = plaintext). http/protobuf: a base URL (`/v1/logs` is
+   * appended) or a full URL. Default: what the official exporter reads from
+   * OTEL_EXPORTER_OTLP_LOGS_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4317 / :4318.
+   */
+  endpoint?: string;
+  /** Extra headers / gRPC metadata (merged with OTEL_EXPORTER_OTLP_[LOGS_]HEADERS by the exporter). */
+  headers?: Record<string, string>;
+  /** Per-export timeout in ms (default: OTEL_EXPORTER_OTLP_[LOGS_]TIMEOUT, else 10000). */
+  timeoutMillis?: number;
+  compression?: "gzip" | "none";
+  /** Injected environment: used for the protocol and, when `endpoint` is not set, for the endpoint. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface LogFileSinkOptions extends LogBatchingOptions {
+  /** Data directory (default "kalman-data"), created when missing. */
+  dir?: string;
+  /** File name inside dir (default "logs.jsonl"). */
+  fileName?: string;
+  /** Rotate before a write would take the file past this size (default 64 MiB). */
+  maxBytes?: number;
+  /** Rotated files kept: logs.jsonl.1 (newest) ... logs.jsonl.N (oldest). Default 5. */
+  maxFiles?: number;
+}
+
+export interface LogSinkConfig extends OtlpLogExporterOptions, LogFileSinkOptions {
+  /**
+   * "otlp": always OTLP. "file": always OTLP-JSON lines. "auto" (default): OTLP when an endpoint is
+   * configured (config `endpoint`, OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT) or
+   * OTEL_LOGS_EXPORTER lists otlp; else `<dir>/logs.jsonl`.
+   */
+  sink?: "auto" | "otlp" | "file";
+}
+
+/** Request records as OTLP logs: the OTLP log exporter when an endpoint is configured, else `<dir>/logs.jsonl`. */
+export function createLogSink(config: LogSinkConfig = {}): LogSink {
+  const env = config.env ?? process.env;
+  const mode = config.sink ?? "auto";
+  if (mode === "otlp" || (mode === "auto" && logsOtlpConfigured(config, env))) return new OtlpLogExporter(config);
+  return new OtlpJsonLogFileSink(config);
+}
+
+function logsOtlpConfigured(config: LogSinkConfig, env: NodeJS.ProcessEnv): boolean {
+  if (config.endpoint?.trim()) return true;
+  if (nonBlank(env.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT) || nonBlank(env.OTEL_EXPORTER_OTLP_ENDPOINT)) return true;
+  return env.OTEL_LOGS_EXPORTER?.split(",").some((e) => e.trim() === "otlp") ?? false;
+}
+
+/** The trace side's resolveProtocol, fed the LOGS_ variables in place of the TRACES_ ones. */
+export function resolveLogsProtocol(
+  options: { protocol?: string; endpoint?: string },
+  env: NodeJS.ProcessEnv = process.env,
+  warn?: (msg: string, fields?: object) => void,
+): OtlpProtocol {
+  return resolveProtocol(
+    {
+      protocol: options.protocol ?? nonBlank(env.OTEL_EXPORTER_OTLP_LOGS_PROTOCOL),
+      endpoint: options.endpoint ?? nonBlank(env.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT),
+    },
+    { ...env, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: undefined, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: undefined },
+    warn,
+  );
+}
+
+/** A base URL gets `/v1/logs`; a URL that already has a path is used as is. */
+export function httpLogsUrl(endpoint: string): string {
+  const trimmed = endpoint.trim();
+  try {
+    const u = new URL(trimmed);
+    if (u.pathname === "" || u.pathname === "/") {
+      u.pathname = "/v1/logs";
+      return u.toString();
+    }
+    return trimmed;
+  } catch {
+    return trimmed;
+  }
+}
+
+function logsEndpointFromEnv(env: NodeJS.ProcessEnv, protocol: OtlpProtocol): string | undefined {
+  const specific = nonBlank(env.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT);
+  if (specific) return specific.trim();
+  const general = nonBlank(env.OTEL_EXPORTER_OTLP_ENDPOINT)?.trim();
+  if (!general) return undefined;
+  if (protocol === "grpc") return general;
+  return `${general.endsWith("/") ? general : `${general}/`}v1/logs`;
+}
+
+const RETRYABLE_GRPC = new Set([1, 4, 8, 10, 11, 14, 15]);
+const RETRYABLE_HTTP = new Set([408, 429, 502, 503, 504]);
+const RECONNECT_AFTER_FAILURES = 3;
+
+/**
+ * Log records -> OTLP through the official exporters (gRPC: @opentelemetry/exporter-logs-otlp-grpc,
+ * HTTP/protobuf: @opentelemetry/exporter-logs-otlp-proto), behind the bounded queue with batching
+ * and retry. Same retry and reconnect rules as OtlpSpanExporter.
+ */
+export class OtlpLogExporter extends LogBatchingSink {
+  readonly kind: "otlp-grpc" | "otlp-http";
+  readonly target: string;
+  readonly protocol: OtlpProtocol;
+  private exporter: LogRecordExporter;
+  private readonly makeExporter: () => LogRecordExporter;
+  private consecutiveFailures = 0;
+
+  constructor(options: OtlpLogExporterOptions = {}) {
+    super(options);
+    const env = options.env ?? process.env;
+    this.protocol = resolveLogsProtocol(options, env, (msg, fields) => this.logger.warn(msg, fields));
+    const common = { timeoutMillis: options.timeoutMillis, concurrencyLimit: 2 };
+    const compression = compressionOf(options.compression);
+    if (this.protocol === "grpc") {
+      this.kind = "otlp-grpc";
+      const url = options.endpoint ?? (options.env ? logsEndpointFromEnv(env, "grpc") : undefined);
+      this.target = url ?? logsEndpointFromEnv(env, "grpc") ?? "http://localhost:4317";
+      const metadata = options.headers ? grpcMetadata(options.headers) : undefined;
+      this.makeExporter = () => new GrpcLogExporter({ ...common, url, compression, metadata });
+    } else {
+      this.kind = "otlp-http";
+      const url =
+        options.endpoint !== undefined
+          ? httpLogsUrl(options.endpoint)
+          : options.env
+            ? logsEndpointFromEnv(env, "http/protobuf")
+            : undefined;
+      this.target = url ?? logsEndpointFromEnv(env, "http/protobuf") ?? "http://localhost:4318/v1/logs";
+      this.makeExporter = () => new HttpProtoLogExporter({ ...common, url, headers: options.headers, compression });
+    }
+    this.exporter = this.makeExporter();
+  }
+
+  protected async send(batch: ReadableLogRecord[]): Promise<SendResult> {
+    if (this.protocol === "grpc" && this.consecutiveFailures >= RECONNECT_AFTER_FAILURES) {
+      const old = this.exporter;
+      this.exporter = this.makeExporter();
+      void old.shutdown().catch(() => {});
+    }
+    const result = await new Promise<SendResult>((resolve) => {
+      this.exporter.export(batch, (r) => {
+        if (r.code === ExportResultCode.SUCCESS) resolve({ ok: true });
+        else {
+          const error = r.error ?? new Error("export failed");
+          resolve({ ok: false, error, retryable: this.isRetryable(error) });
+        }
+      });
+    });
+    this.consecutiveFailures = result.ok || !result.retryable ? 0 : this.consecutiveFailures + 1;
+    return result;
+  }
+
+  protected override async flushTransport(): Promise<void> {
+    await this.exporter.forceFlush?.();
+  }
+
+  protected async closeTransport(): Promise<void> {
+    await this.exporter.shutdown();
+  }
+
+  private isRetryable(error: unknown): boolean {
+    const code = (error as { code?: unknown } | null)?.code;
+    if (typeof code !== "number") return true;
+    return this.protocol === "grpc" ? RETRYABLE_GRPC.has(code) : RETRYABLE_HTTP.has(code);
+  }
+}
+
+const NEWLINE = Buffer.from("\n");
+
+/**
+ * The embedded default: one ExportLogsServiceRequest JSON object per line (the Collector's file
+ * exporter format, serialized by JsonLogsSerializer), in `<dir>/logs.jsonl`, rotated by size like
+ * the trace file sink.
+ */
+export class OtlpJsonLogFileSink extends LogBatchingSink {
+  readonly kind = "file" as const;
+  readonly target: string;
+  readonly dir: string;
+  private readonly file: RotatingFile;
+
+  constructor(options: LogFileSinkOptions = {}) {
+    super(options);
+    this.dir = resolve(options.dir ?? "kalman-data");
+    this.target = join(this.dir, options.fileName ?? "logs.jsonl");
+    this.file = new RotatingFile(
+      this.dir,
+      this.target,
+      Math.max(1, options.maxBytes ?? 64 * 1024 * 1024),
+      Math.max(0, Math.floor(options.maxFiles ?? 5)),
+    );
+  }
+
+  get path(): string {
+    return this.target;
+  }
+
+  protected async send(batch: ReadableLogRecord[]): Promise<SendResult> {
+    const json = JsonLogsSerializer.serializeRequest(batch);
+    if (!json || json.length === 0) return { ok: true };
+    try {
+      await this.file.append(Buffer.concat([json, NEWLINE]));
+      return { ok: true };
+    } catch (error) {
+      // ENOSPC, EACCES, ...: keep the records queued and retry; the file is reopened next time
+      return { ok: false, error, retryable: true };
+    }
+  }
+
+  protected override async flushTransport(): Promise<void> {
+    await this.file.sync();
+  }
+
+  protected async closeTransport(): Promise<void> {
+    await this.file.close();
+  }
+}
+
+function nonBlank(v: string | undefined): string | undefined {
+  return v === undefined || v.trim() === "" ? undefined : v;
+}
+
+function grpcMetadata(headers: Record<string, string>) {
+  const metadata = createEmptyMetadata();
+  for (const [k, v] of Object.entries(headers)) metadata.set(k, v);
+  return metadata;
+}
+
+function compressionOf(c: "gzip" | "none" | undefined): CompressionAlgorithm | undefined {
+  return c === undefined ? undefined : c === "gzip" ? CompressionAlgorithm.GZIP : CompressionAlgorithm.NONE;
+}

@@ -1,0 +1,175 @@
+import type { AttributeValue, RequestRecord } from "@kalman/flow-aggregator";
+import {
+  type HrTime,
+  MonotonicClock,
+  type ServiceIdentity,
+  ServiceResolver,
+  spanAttributes,
+} from "@kalman/span-correlator";
+import { type SpanContext, TraceFlags } from "@opentelemetry/api";
+import { type LogAttributes, SeverityNumber } from "@opentelemetry/api-logs";
+import type { ReadableLogRecord } from "@opentelemetry/sdk-logs";
+import { KALMAN_SCOPE, SpanConverter, type SpanConverterOptions } from "../spans.js";
+
+export interface LogRecordConverterOptions {
+  /**
+   * Monotonic ns (as in RequestRecord.startNs/endNs) -> wall-clock HrTime. Pass the agent's
+   * MonotonicClock (`(ns) => clock.toHrTime(ns)`) so logs and spans share one time base.
+   * Default: a new MonotonicClock of this process.
+   */
+  toHrTime?: (monoNs: number) => HrTime;
+  /**
+   * The service a record was observed in (becomes the log's Resource). Pass the agent's
+   * ServiceResolver (`(r) => services.resolve(r.pid, r.comm)`). Default: a new ServiceResolver.
+   */
+  serviceOf?: (r: RequestRecord) => ServiceIdentity;
+  /** A shared converter (its per-service Resource cache is reused; share it with the span sink), or options for a new one. */
+  converter?: SpanConverter | SpanConverterOptions;
+  /** Environment for OTEL_RESOURCE_ATTRIBUTES when a new converter is made (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Longest resource (path, query text) kept in the one-line body; the full text stays in the attributes. Default 256. */
+  maxBodyResourceLength?: number;
+}
+
+const HEX32 = /^[0-9a-f]{32}$/;
+const HEX16 = /^[0-9a-f]{16}$/;
+const ZERO_TRACE = "00000000000000000000000000000000";
+const ZERO_SPAN = "0000000000000000";
+
+/** OTel severity of a record's status: INFO for ok (and unknown), WARN for client errors, ERROR for server errors and timeouts. */
+export function severityOf(status: RequestRecord["status"]): { number: SeverityNumber; text: string } {
+  switch (status) {
+    case "client_error":
+      return { number: SeverityNumber.WARN, text: "WARN" };
+    case "server_error":
+    case "timeout":
+      return { number: SeverityNumber.ERROR, text: "ERROR" };
+    default:
+      return { number: SeverityNumber.INFO, text: "INFO" };
+  }
+}
+
+/**
+ * The one-line body: "GET /api/items 200 12.3ms", "postgresql SELECT * FROM items 0.8ms",
+ * "GET /slow timeout 5000.0ms". Whitespace runs (newlines in SQL) become one space.
+ */
+export function logBody(r: RequestRecord, maxResourceLength = 256): string {
+  const parts: string[] = [];
+  const http = r.protocol === "http1" || r.protocol === "http2";
+  if (!http) parts.push(r.protocol);
+  if (r.requestType) parts.push(r.requestType);
+  let what = r.resource ?? r.endpoint;
+  if (what) {
+    what = what.replace(/\s+/g, " ").trim();
+    if (what.length > maxResourceLength) what = `${what.slice(0, maxResourceLength)}…`;
+    if (what) parts.push(what);
+  }
+  if (r.status === "timeout") parts.push("timeout");
+  else if (r.code !== undefined) parts.push(String(r.code));
+  else if (r.status !== "ok" && r.status !== "unknown") parts.push(r.status);
+  parts.push(formatDuration(r.durationNs));
+  return parts.join(" ");
+}
+
+function formatDuration(ns: number): string {
+  if (!Number.isFinite(ns) || ns < 0) return "?ms";
+  return `${(ns / 1e6).toFixed(1)}ms`;
+}
+
+/**
+ * Every record field as a log attribute: the span side's semconv attributes (http.request.method,
+ * url.path, http.response.status_code, db.system.name, db.query.text, server.*, client.*,
+ * network.transport, thread.id, ...) and `kalman.*` for the rest.
+ */
+export function logAttributes(r: RequestRecord): LogAttributes {
+  const a: Record<string, AttributeValue | undefined> = spanAttributes(r);
+  a["kalman.status"] = r.status;
+  if (r.code !== undefined) a["kalman.code"] = r.code;
+  if (r.exception) a["kalman.exception"] = r.exception;
+  if (r.version) a["kalman.version"] = r.version;
+  if (r.requestType) a["kalman.request_type"] = r.requestType;
+  if (r.domain) a["kalman.domain"] = r.domain;
+  if (r.resource) a["kalman.resource"] = r.resource;
+  if (r.endpoint) a["kalman.endpoint"] = r.endpoint;
+  a["kalman.start_ns"] = r.startNs;
+  a["kalman.end_ns"] = r.endNs;
+  a["kalman.duration_ns"] = r.durationNs;
+  a["kalman.request_bytes"] = r.requestBytes;
+  a["kalman.response_bytes"] = r.responseBytes;
+  if (r.reqTcpSeq !== undefined) a["kalman.req_tcp_seq"] = r.reqTcpSeq;
+  if (r.respTcpSeq !== undefined) a["kalman.resp_tcp_seq"] = r.respTcpSeq;
+  if (r.xRequestId) a["kalman.x_request_id"] = r.xRequestId;
+  // ids of the incoming traceparent header (the caller's span), not this request's own span
+  if (r.traceId) a["kalman.traceparent.trace_id"] = r.traceId;
+  if (r.spanId) a["kalman.traceparent.span_id"] = r.spanId;
+  if (r.span?.parentSpanId) a["kalman.parent_span_id"] = r.span.parentSpanId;
+  a["process.pid"] = r.pid;
+  a["kalman.comm"] = r.comm;
+  a["kalman.req_tid"] = r.reqTid;
+  if (r.respTid !== undefined) a["kalman.resp_tid"] = r.respTid;
+  if (r.interface) a["kalman.interface"] = r.interface;
+  a["kalman.conn_id"] = r.connId;
+  a["kalman.netns"] = r.netns;
+  a["kalman.cgroup_id"] = r.cgroupId;
+  if (r.tls !== undefined) a["kalman.tls"] = r.tls;
+  return a as LogAttributes;
+}
+
+/**
+ * RequestRecord -> ReadableLogRecord (the shape the official OTLP log exporters and serializers
+ * take): the "request log" (DeepFlow's l7_flow_log) as OTel logs. Resources come from a
+ * SpanConverter's cache, so a batch serializes to one ResourceLogs per service, and sharing the
+ * converter with the span sink gives logs and spans the very same resources.
+ */
+export class LogRecordConverter {
+  readonly converter: SpanConverter;
+  private readonly toHrTime: (monoNs: number) => HrTime;
+  private readonly serviceOf: (r: RequestRecord) => ServiceIdentity;
+  private readonly maxBodyResourceLength: number;
+
+  constructor(options: LogRecordConverterOptions = {}) {
+    this.converter =
+      options.converter instanceof SpanConverter
+        ? options.converter
+        : new SpanConverter({ env: options.env, ...options.converter });
+    if (options.toHrTime) this.toHrTime = options.toHrTime;
+    else {
+      const clock = new MonotonicClock();
+      this.toHrTime = (ns) => clock.toHrTime(ns);
+    }
+    if (options.serviceOf) this.serviceOf = options.serviceOf;
+    else {
+      const services = new ServiceResolver();
+      this.serviceOf = (r) => services.resolve(r.pid, r.comm);
+    }
+    this.maxBodyResourceLength = Math.max(1, options.maxBodyResourceLength ?? 256);
+  }
+
+  /** Timestamp: the request's start; observed timestamp: its end (when the record was complete). */
+  convert(r: RequestRecord): ReadableLogRecord {
+    const severity = severityOf(r.status);
+    const start = this.toHrTime(r.startNs);
+    const end = Number.isFinite(r.endNs) ? this.toHrTime(r.endNs) : start;
+    return {
+      hrTime: [start[0], start[1]],
+      hrTimeObserved: [end[0], end[1]],
+      spanContext: spanContextOf(r),
+      severityNumber: severity.number,
+      severityText: severity.text,
+      body: logBody(r, this.maxBodyResourceLength),
+      resource: this.converter.resourceFor(this.serviceOf(r)),
+      instrumentationScope: KALMAN_SCOPE,
+      attributes: logAttributes(r),
+      droppedAttributesCount: 0,
+    };
+  }
+}
+
+/** The request's own span (from the correlator) when its ids are valid W3C ids, so the log joins the trace. */
+function spanContextOf(r: RequestRecord): SpanContext | undefined {
+  const link = r.span;
+  if (!link) return undefined;
+  const { traceId, spanId } = link;
+  if (traceId === ZERO_TRACE || !HEX32.test(traceId) || spanId === ZERO_SPAN || !HEX16.test(spanId)) return undefined;
+  return { traceId, spanId, traceFlags: TraceFlags.SAMPLED };
+}
