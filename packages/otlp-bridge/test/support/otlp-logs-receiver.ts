@@ -7,12 +7,22 @@
  *
  *   import { OtlpLogsGrpcReceiver } from "../../otlp-bridge/test/support/otlp-logs-receiver.js";
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
-import { gunzipSync, inflateSync } from "node:zlib";
-import * as grpc from "@grpc/grpc-js";
 import pbRoot from "otlp-transformer-pb/build/src/generated/root.js";
-import type { ReceivedValue } from "./otlp-receiver.js";
+import {
+  anyValue,
+  hex,
+  keyValues,
+  type OtlpSignal,
+  OtlpTestServer,
+  type OtlpTransport,
+  type PbAnyValue,
+  type PbKeyValue,
+  type PbLong,
+  type PbType,
+  type ReceivedValue,
+  toBigInt,
+  waitUntil,
+} from "./otlp-test-server.js";
 
 /** One decoded log record, flattened with its resource and scope. Ids are lowercase hex ("" when absent). */
 export interface ReceivedLog {
@@ -43,23 +53,6 @@ export interface ReceivedLogsRequest {
 
 // ---- protobuf decoding --------------------------------------------------------------------------
 
-interface PbLong {
-  toString(): string;
-}
-interface PbAnyValue {
-  value?: string;
-  stringValue?: string | null;
-  boolValue?: boolean | null;
-  intValue?: number | PbLong | null;
-  doubleValue?: number | null;
-  bytesValue?: Uint8Array | null;
-  arrayValue?: { values?: PbAnyValue[] | null } | null;
-  kvlistValue?: { values?: PbKeyValue[] | null } | null;
-}
-interface PbKeyValue {
-  key?: string | null;
-  value?: PbAnyValue | null;
-}
 interface PbLogRecord {
   timeUnixNano?: number | PbLong | null;
   observedTimeUnixNano?: number | PbLong | null;
@@ -81,10 +74,6 @@ interface PbRequest {
       }[]
     | null;
 }
-interface PbType<T> {
-  decode(data: Uint8Array): T;
-  encode(message: object): { finish(): Uint8Array };
-}
 interface PbLogsV1 {
   ExportLogsServiceRequest: PbType<PbRequest>;
   ExportLogsServiceResponse: PbType<object>;
@@ -92,43 +81,6 @@ interface PbLogsV1 {
 
 const logsV1 = (pbRoot as unknown as { opentelemetry: { proto: { collector: { logs: { v1: PbLogsV1 } } } } })
   .opentelemetry.proto.collector.logs.v1;
-
-function hex(bytes: Uint8Array | null | undefined): string {
-  return bytes ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex") : "";
-}
-
-function toBigInt(v: number | PbLong | null | undefined): bigint {
-  if (v == null) return 0n;
-  return BigInt(typeof v === "number" ? Math.trunc(v) : v.toString());
-}
-
-function anyValue(v: PbAnyValue | null | undefined): ReceivedValue {
-  if (!v) return "";
-  switch (v.value) {
-    case "stringValue":
-      return v.stringValue ?? "";
-    case "boolValue":
-      return v.boolValue ?? false;
-    case "intValue":
-      return Number(toBigInt(v.intValue));
-    case "doubleValue":
-      return v.doubleValue ?? 0;
-    case "bytesValue":
-      return v.bytesValue ?? new Uint8Array();
-    case "arrayValue":
-      return (v.arrayValue?.values ?? []).map(anyValue);
-    case "kvlistValue":
-      return keyValues(v.kvlistValue?.values);
-    default:
-      return "";
-  }
-}
-
-function keyValues(kvs: PbKeyValue[] | null | undefined): Record<string, ReceivedValue> {
-  const out: Record<string, ReceivedValue> = {};
-  for (const kv of kvs ?? []) if (kv.key) out[kv.key] = anyValue(kv.value);
-  return out;
-}
 
 /** Decodes a protobuf ExportLogsServiceRequest into flattened log records and a per-request summary. */
 export function decodeLogsRequest(
@@ -170,43 +122,18 @@ export function decodeLogsRequest(
   return { request: { index, transport, resources, logCount: logs.length, headers }, logs };
 }
 
-// ---- shared collection ----------------------------------------------------------------------------
+// ---- collection --------------------------------------------------------------------------------------
 
-abstract class LogsReceiverBase {
+const LOGS: OtlpSignal = {
+  grpcPath: "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+  httpPath: "/v1/logs",
+  emptyResponse: Buffer.from(logsV1.ExportLogsServiceResponse.encode({}).finish()),
+};
+
+abstract class LogsReceiver extends OtlpTestServer {
   /** Every log record received so far (across restarts), in arrival order. */
   readonly logs: ReceivedLog[] = [];
   readonly requests: ReceivedLogsRequest[] = [];
-  decodeErrors = 0;
-  protected port = 0;
-  /** When set, every Export is answered with this failure (gRPC status / HTTP status) and nothing is recorded. */
-  rejectWith: number | undefined;
-
-  protected abstract listen(port: number): Promise<number>;
-  protected abstract close(): Promise<void>;
-  abstract get running(): boolean;
-
-  async start(port = 0): Promise<this> {
-    this.port = await this.listen(port);
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    if (this.running) await this.close();
-  }
-
-  async restart(): Promise<void> {
-    if (this.running) return;
-    await this.listen(this.port);
-  }
-
-  get listenPort(): number {
-    return this.port;
-  }
-
-  /** For the exporter's `endpoint` (plaintext; the HTTP exporter appends /v1/logs). */
-  get endpoint(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
 
   clear(): void {
     this.logs.length = 0;
@@ -214,156 +141,43 @@ abstract class LogsReceiverBase {
   }
 
   async waitForLogs(n: number, timeoutMs = 20_000): Promise<ReceivedLog[]> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.logs.length < n) {
-      if (Date.now() > deadline) {
-        throw new Error(
-          `OTLP logs receiver: timed out after ${timeoutMs} ms waiting for ${n} log records; ` +
-            `received ${this.logs.length} in ${this.requests.length} requests`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitUntil(
+      () => this.logs.length >= n,
+      timeoutMs,
+      () => `${n} log records (OTLP logs receiver got ${this.logs.length} in ${this.requests.length} requests)`,
+    );
     return this.logs;
   }
 
-  protected record(body: Uint8Array, transport: "grpc" | "http", headers: Record<string, string>): void {
+  protected record(body: Uint8Array, transport: OtlpTransport, headers: Record<string, string>): void {
     const { request, logs } = decodeLogsRequest(body, this.requests.length, transport, headers);
     this.requests.push(request);
     for (const l of logs) this.logs.push(l);
   }
 }
 
-const EMPTY_RESPONSE = Buffer.from(logsV1.ExportLogsServiceResponse.encode({}).finish());
-
-// ---- gRPC -------------------------------------------------------------------------------------------
-
-const LOGS_SERVICE: grpc.ServiceDefinition = {
-  Export: {
-    path: "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: (b: Buffer) => b,
-    requestDeserialize: (b: Buffer) => b,
-    responseSerialize: (b: Buffer) => b,
-    responseDeserialize: (b: Buffer) => b,
-  },
-};
-
 /** OTLP/gRPC logs receiver on 127.0.0.1. */
-export class OtlpLogsGrpcReceiver extends LogsReceiverBase {
-  private server: grpc.Server | undefined;
+export class OtlpLogsGrpcReceiver extends LogsReceiver {
+  constructor() {
+    super("grpc", LOGS);
+  }
 
   static create(port = 0): Promise<OtlpLogsGrpcReceiver> {
     return new OtlpLogsGrpcReceiver().start(port);
   }
-
-  get running(): boolean {
-    return this.server !== undefined;
-  }
-
-  protected listen(port: number): Promise<number> {
-    const server = new grpc.Server();
-    server.addService(LOGS_SERVICE, {
-      Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
-        if (this.rejectWith !== undefined) {
-          callback({ code: this.rejectWith, details: "rejected by test receiver" }, null);
-          return;
-        }
-        try {
-          const headers: Record<string, string> = {};
-          for (const [k, v] of Object.entries(call.metadata.getMap())) headers[k.toLowerCase()] = String(v);
-          this.record(call.request, "grpc", headers);
-          callback(null, EMPTY_RESPONSE);
-        } catch (err) {
-          this.decodeErrors++;
-          callback({ code: grpc.status.INVALID_ARGUMENT, details: String(err) }, null);
-        }
-      },
-    });
-    return new Promise((resolve, reject) => {
-      server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => {
-        if (err) {
-          server.forceShutdown();
-          reject(err);
-          return;
-        }
-        this.server = server;
-        resolve(bound);
-      });
-    });
-  }
-
-  protected async close(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    server?.forceShutdown();
-  }
 }
 
-// ---- HTTP/protobuf ------------------------------------------------------------------------------------
-
 /** OTLP/HTTP (protobuf) logs receiver on 127.0.0.1, path /v1/logs. */
-export class OtlpLogsHttpReceiver extends LogsReceiverBase {
-  private server: Server | undefined;
+export class OtlpLogsHttpReceiver extends LogsReceiver {
+  constructor() {
+    super("http", LOGS);
+  }
 
   static create(port = 0): Promise<OtlpLogsHttpReceiver> {
     return new OtlpLogsHttpReceiver().start(port);
   }
 
-  get running(): boolean {
-    return this.server !== undefined;
-  }
-
   get logsUrl(): string {
-    return `${this.endpoint}/v1/logs`;
-  }
-
-  protected listen(port: number): Promise<number> {
-    const server = createServer((req, res) => this.handle(req, res));
-    return new Promise((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(port, "127.0.0.1", () => {
-        server.off("error", reject);
-        this.server = server;
-        resolve((server.address() as AddressInfo).port);
-      });
-    });
-  }
-
-  protected async close(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    if (!server) return;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-
-  private handle(req: IncomingMessage, res: ServerResponse): void {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      if (req.method !== "POST" || req.url?.split("?")[0] !== "/v1/logs") {
-        res.writeHead(404).end();
-        return;
-      }
-      if (this.rejectWith !== undefined) {
-        res.writeHead(this.rejectWith, { "content-type": "text/plain" }).end("rejected by test receiver");
-        return;
-      }
-      try {
-        let body = Buffer.concat(chunks);
-        const encoding = req.headers["content-encoding"];
-        if (encoding === "gzip") body = gunzipSync(body);
-        else if (encoding === "deflate") body = inflateSync(body);
-        const headers: Record<string, string> = {};
-        for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = String(v);
-        this.record(body, "http", headers);
-        res.writeHead(200, { "content-type": "application/x-protobuf" }).end(EMPTY_RESPONSE);
-      } catch (err) {
-        this.decodeErrors++;
-        res.writeHead(400, { "content-type": "text/plain" }).end(String(err));
-      }
-    });
+    return this.signalUrl;
   }
 }

@@ -12,13 +12,19 @@
  *
  * `syntheticRecord()` builds RequestRecords (as the L7 parsers emit them) for metrics tests.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
-import { gunzipSync, inflateSync } from "node:zlib";
-import * as grpc from "@grpc/grpc-js";
 import type { RequestRecord } from "@kalman/flow-aggregator";
 import pbRoot from "otlp-transformer-pb/build/src/generated/root.js";
-import type { ReceivedValue } from "./otlp-receiver.js";
+import {
+  keyValues,
+  type OtlpSignal,
+  OtlpTestServer,
+  type OtlpTransport,
+  type PbKeyValue,
+  type PbLong,
+  type PbType,
+  type ReceivedValue,
+  waitUntil,
+} from "./otlp-test-server.js";
 
 export type MetricPointType = "sum" | "gauge" | "histogram" | "exponential_histogram" | "summary" | "unknown";
 
@@ -62,24 +68,7 @@ export interface ReceivedMetricsRequest {
 
 // ---- protobuf decoding --------------------------------------------------------------------------
 
-interface PbLong {
-  toString(): string;
-}
 type PbNum = number | PbLong | null | undefined;
-interface PbAnyValue {
-  value?: string;
-  stringValue?: string | null;
-  boolValue?: boolean | null;
-  intValue?: PbNum;
-  doubleValue?: number | null;
-  bytesValue?: Uint8Array | null;
-  arrayValue?: { values?: PbAnyValue[] | null } | null;
-  kvlistValue?: { values?: PbKeyValue[] | null } | null;
-}
-interface PbKeyValue {
-  key?: string | null;
-  value?: PbAnyValue | null;
-}
 interface PbNumberPoint {
   attributes?: PbKeyValue[] | null;
   startTimeUnixNano?: PbNum;
@@ -118,10 +107,6 @@ interface PbRequest {
       }[]
     | null;
 }
-interface PbType<T> {
-  decode(data: Uint8Array): T;
-  encode(message: object): { finish(): Uint8Array };
-}
 interface PbMetricsV1 {
   ExportMetricsServiceRequest: PbType<PbRequest>;
   ExportMetricsServiceResponse: PbType<object>;
@@ -140,34 +125,6 @@ function toNumber(v: PbNum): number {
 function toBigInt(v: PbNum): bigint {
   if (v == null) return 0n;
   return BigInt(typeof v === "number" ? Math.trunc(v) : v.toString());
-}
-
-function anyValue(v: PbAnyValue | null | undefined): ReceivedValue {
-  if (!v) return "";
-  switch (v.value) {
-    case "stringValue":
-      return v.stringValue ?? "";
-    case "boolValue":
-      return v.boolValue ?? false;
-    case "intValue":
-      return toNumber(v.intValue);
-    case "doubleValue":
-      return v.doubleValue ?? 0;
-    case "bytesValue":
-      return v.bytesValue ?? new Uint8Array();
-    case "arrayValue":
-      return (v.arrayValue?.values ?? []).map(anyValue);
-    case "kvlistValue":
-      return keyValues(v.kvlistValue?.values);
-    default:
-      return "";
-  }
-}
-
-function keyValues(kvs: PbKeyValue[] | null | undefined): Record<string, ReceivedValue> {
-  const out: Record<string, ReceivedValue> = {};
-  for (const kv of kvs ?? []) if (kv.key) out[kv.key] = anyValue(kv.value);
-  return out;
 }
 
 /** Decodes a protobuf ExportMetricsServiceRequest into flattened data points. */
@@ -266,33 +223,17 @@ export function hasAttributes(p: ReceivedMetricPoint, attrs: Record<string, Rece
 /** Points kept in `points` (history); `latest()` is bounded by the number of series. */
 const MAX_HISTORY = 50_000;
 
-abstract class MetricsReceiverBase {
+const METRICS: OtlpSignal = {
+  grpcPath: "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+  httpPath: "/v1/metrics",
+  emptyResponse: Buffer.from(metricsV1.ExportMetricsServiceResponse.encode({}).finish()),
+};
+
+abstract class MetricsReceiver extends OtlpTestServer {
   /** Recent points in arrival order (at most 50,000; the oldest are dropped). */
   readonly points: ReceivedMetricPoint[] = [];
   readonly requests: ReceivedMetricsRequest[] = [];
-  decodeErrors = 0;
-  /** When set, every Export is answered with this failure and nothing is recorded. */
-  rejectWith: number | undefined;
-  protected port = 0;
   private readonly newest = new Map<string, ReceivedMetricPoint>();
-
-  protected abstract listen(port: number): Promise<number>;
-  protected abstract close(): Promise<void>;
-  abstract get running(): boolean;
-
-  /** Starts on 127.0.0.1:`port` (0 = a free port). */
-  async start(port = 0): Promise<this> {
-    this.port = await this.listen(port);
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    if (this.running) await this.close();
-  }
-
-  get listenPort(): number {
-    return this.port;
-  }
 
   clear(): void {
     this.points.length = 0;
@@ -313,24 +254,19 @@ abstract class MetricsReceiverBase {
   }
 
   /** Resolves once `predicate(latest())` holds; rejects after `timeoutMs` with what was received. */
-  async waitFor(
+  waitFor(
     predicate: (latest: ReceivedMetricPoint[]) => boolean,
     timeoutMs = 20_000,
     what = "condition",
   ): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!predicate(this.latest())) {
-      if (Date.now() > deadline) {
-        throw new Error(
-          `OTLP metrics receiver: timed out after ${timeoutMs} ms waiting for ${what}; ` +
-            `${this.newest.size} series in ${this.requests.length} requests`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    return waitUntil(
+      () => predicate(this.latest()),
+      timeoutMs,
+      () => `${what} (OTLP metrics receiver got ${this.newest.size} series in ${this.requests.length} requests)`,
+    );
   }
 
-  protected record(body: Uint8Array, transport: "grpc" | "http", headers: Record<string, string>): void {
+  protected record(body: Uint8Array, transport: OtlpTransport, headers: Record<string, string>): void {
     const { request, points } = decodeMetricsRequest(body, this.requests.length, transport, headers);
     this.requests.push(request);
     for (const p of points) {
@@ -341,147 +277,29 @@ abstract class MetricsReceiverBase {
   }
 }
 
-const EMPTY_RESPONSE = Buffer.from(metricsV1.ExportMetricsServiceResponse.encode({}).finish());
-
-// ---- gRPC -------------------------------------------------------------------------------------------
-
-const METRICS_SERVICE: grpc.ServiceDefinition = {
-  Export: {
-    path: "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: (b: Buffer) => b,
-    requestDeserialize: (b: Buffer) => b,
-    responseSerialize: (b: Buffer) => b,
-    responseDeserialize: (b: Buffer) => b,
-  },
-};
-
 /** OTLP/gRPC metrics receiver on 127.0.0.1. */
-export class OtlpMetricsGrpcReceiver extends MetricsReceiverBase {
-  private server: grpc.Server | undefined;
+export class OtlpMetricsGrpcReceiver extends MetricsReceiver {
+  constructor() {
+    super("grpc", METRICS);
+  }
 
   static create(port = 0): Promise<OtlpMetricsGrpcReceiver> {
     return new OtlpMetricsGrpcReceiver().start(port);
   }
-
-  get running(): boolean {
-    return this.server !== undefined;
-  }
-
-  /** For the exporter's `endpoint` / OTEL_EXPORTER_OTLP_ENDPOINT (plaintext). */
-  get endpoint(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  protected listen(port: number): Promise<number> {
-    const server = new grpc.Server();
-    server.addService(METRICS_SERVICE, {
-      Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
-        if (this.rejectWith !== undefined) {
-          callback({ code: this.rejectWith, details: "rejected by test receiver" }, null);
-          return;
-        }
-        try {
-          const headers: Record<string, string> = {};
-          for (const [k, v] of Object.entries(call.metadata.getMap())) headers[k.toLowerCase()] = String(v);
-          this.record(call.request, "grpc", headers);
-          callback(null, EMPTY_RESPONSE);
-        } catch (err) {
-          this.decodeErrors++;
-          callback({ code: grpc.status.INVALID_ARGUMENT, details: String(err) }, null);
-        }
-      },
-    });
-    return new Promise((resolve, reject) => {
-      server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => {
-        if (err) {
-          server.forceShutdown();
-          reject(err);
-          return;
-        }
-        this.server = server;
-        resolve(bound);
-      });
-    });
-  }
-
-  protected async close(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    server?.forceShutdown();
-  }
 }
 
-// ---- HTTP/protobuf ------------------------------------------------------------------------------------
-
 /** OTLP/HTTP (protobuf) metrics receiver on 127.0.0.1, path /v1/metrics. */
-export class OtlpMetricsHttpReceiver extends MetricsReceiverBase {
-  private server: Server | undefined;
+export class OtlpMetricsHttpReceiver extends MetricsReceiver {
+  constructor() {
+    super("http", METRICS);
+  }
 
   static create(port = 0): Promise<OtlpMetricsHttpReceiver> {
     return new OtlpMetricsHttpReceiver().start(port);
   }
 
-  get running(): boolean {
-    return this.server !== undefined;
-  }
-
-  /** Base URL (the exporter appends /v1/metrics). */
-  get endpoint(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
   get metricsUrl(): string {
-    return `${this.endpoint}/v1/metrics`;
-  }
-
-  protected listen(port: number): Promise<number> {
-    const server = createServer((req, res) => this.handle(req, res));
-    return new Promise((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(port, "127.0.0.1", () => {
-        server.off("error", reject);
-        this.server = server;
-        resolve((server.address() as AddressInfo).port);
-      });
-    });
-  }
-
-  protected async close(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    if (!server) return;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-
-  private handle(req: IncomingMessage, res: ServerResponse): void {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      if (req.method !== "POST" || req.url?.split("?")[0] !== "/v1/metrics") {
-        res.writeHead(404).end();
-        return;
-      }
-      if (this.rejectWith !== undefined) {
-        res.writeHead(this.rejectWith, { "content-type": "text/plain" }).end("rejected by test receiver");
-        return;
-      }
-      try {
-        let body = Buffer.concat(chunks);
-        const encoding = req.headers["content-encoding"];
-        if (encoding === "gzip") body = gunzipSync(body);
-        else if (encoding === "deflate") body = inflateSync(body);
-        const headers: Record<string, string> = {};
-        for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = String(v);
-        this.record(body, "http", headers);
-        res.writeHead(200, { "content-type": "application/x-protobuf" }).end(EMPTY_RESPONSE);
-      } catch (err) {
-        this.decodeErrors++;
-        res.writeHead(400, { "content-type": "text/plain" }).end(String(err));
-      }
-    });
+    return this.signalUrl;
   }
 }
 
