@@ -1,9 +1,7 @@
-import { ExportResultCode } from "@opentelemetry/core";
 import { OTLPTraceExporter as GrpcTraceExporter } from "@opentelemetry/exporter-trace-otlp-grpc";
 import { OTLPTraceExporter as HttpProtoTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
-import { CompressionAlgorithm } from "@opentelemetry/otlp-exporter-base";
-import { createEmptyMetadata } from "@opentelemetry/otlp-grpc-exporter-base";
 import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base";
+import { compressionOf, grpcMetadata, OtlpConnection } from "./otlp-connection.js";
 import { type BatchingOptions, BatchingSink, type SendResult } from "./sink.js";
 
 export type OtlpProtocol = "grpc" | "http/protobuf";
@@ -35,13 +33,6 @@ export interface OtlpExporterOptions extends BatchingOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** gRPC status codes the OTLP spec calls retryable. */
-const RETRYABLE_GRPC = new Set([1, 4, 8, 10, 11, 14, 15]);
-/** Consecutive retryable gRPC failures after which each retry uses a fresh channel. */
-const RECONNECT_AFTER_FAILURES = 3;
-/** HTTP statuses the OTLP spec calls retryable. */
-const RETRYABLE_HTTP = new Set([408, 429, 502, 503, 504]);
-
 /**
  * Spans -> OTLP through the official exporters (gRPC: @opentelemetry/exporter-trace-otlp-grpc,
  * HTTP/protobuf: @opentelemetry/exporter-trace-otlp-proto), behind a bounded queue with batching and
@@ -51,9 +42,7 @@ export class OtlpSpanExporter extends BatchingSink {
   readonly kind: "otlp-grpc" | "otlp-http";
   readonly target: string;
   readonly protocol: OtlpProtocol;
-  private exporter: SpanExporter;
-  private readonly makeExporter: () => SpanExporter;
-  private consecutiveFailures = 0;
+  private readonly connection: OtlpConnection<ReadableSpan>;
 
   constructor(options: OtlpExporterOptions = {}) {
     super(options);
@@ -64,11 +53,12 @@ export class OtlpSpanExporter extends BatchingSink {
       // one batch in flight from our loop, plus room for a forced flush
       concurrencyLimit: 2,
     };
+    let make: () => SpanExporter;
     if (this.protocol === "grpc") {
       this.kind = "otlp-grpc";
       const url = options.endpoint ?? (options.env ? traceEndpointFromEnv(env, "grpc") : undefined);
       this.target = url ?? traceEndpointFromEnv(env, "grpc") ?? "http://localhost:4317";
-      this.makeExporter = () =>
+      make = () =>
         new GrpcTraceExporter({
           ...common,
           url,
@@ -84,7 +74,7 @@ export class OtlpSpanExporter extends BatchingSink {
             ? traceEndpointFromEnv(env, "http/protobuf")
             : undefined;
       this.target = url ?? traceEndpointFromEnv(env, "http/protobuf") ?? "http://localhost:4318/v1/traces";
-      this.makeExporter = () =>
+      make = () =>
         new HttpProtoTraceExporter({
           ...common,
           url,
@@ -92,43 +82,19 @@ export class OtlpSpanExporter extends BatchingSink {
           compression: compressionOf(options.compression),
         });
     }
-    this.exporter = this.makeExporter();
+    this.connection = new OtlpConnection(this.protocol, make);
   }
 
-  protected async send(batch: ReadableSpan[]): Promise<SendResult> {
-    if (this.protocol === "grpc" && this.consecutiveFailures >= RECONNECT_AFTER_FAILURES) {
-      // grpc-js backs off reconnecting up to 2 minutes after a long outage; a fresh channel
-      // connects on its first call, so our own retry backoff decides how soon we notice recovery
-      const old = this.exporter;
-      this.exporter = this.makeExporter();
-      void old.shutdown().catch(() => {});
-    }
-    const result = await new Promise<SendResult>((resolve) => {
-      this.exporter.export(batch, (r) => {
-        if (r.code === ExportResultCode.SUCCESS) resolve({ ok: true });
-        else {
-          const error = r.error ?? new Error("export failed");
-          resolve({ ok: false, error, retryable: this.isRetryable(error) });
-        }
-      });
-    });
-    this.consecutiveFailures = result.ok || !result.retryable ? 0 : this.consecutiveFailures + 1;
-    return result;
+  protected send(batch: ReadableSpan[]): Promise<SendResult> {
+    return this.connection.send(batch);
   }
 
   protected override async flushTransport(): Promise<void> {
-    await this.exporter.forceFlush?.();
+    await this.connection.flush();
   }
 
   protected async closeTransport(): Promise<void> {
-    await this.exporter.shutdown();
-  }
-
-  private isRetryable(error: unknown): boolean {
-    const code = (error as { code?: unknown } | null)?.code;
-    // no numeric code: a network-level failure (refused, reset, timed out): retry
-    if (typeof code !== "number") return true;
-    return this.protocol === "grpc" ? RETRYABLE_GRPC.has(code) : RETRYABLE_HTTP.has(code);
+    await this.connection.shutdown();
   }
 }
 
@@ -189,14 +155,4 @@ function portOf(endpoint: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-function grpcMetadata(headers: Record<string, string>) {
-  const metadata = createEmptyMetadata();
-  for (const [k, v] of Object.entries(headers)) metadata.set(k, v);
-  return metadata;
-}
-
-function compressionOf(c: "gzip" | "none" | undefined): CompressionAlgorithm | undefined {
-  return c === undefined ? undefined : c === "gzip" ? CompressionAlgorithm.GZIP : CompressionAlgorithm.NONE;
 }

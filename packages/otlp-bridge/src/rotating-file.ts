@@ -1,4 +1,57 @@
 import { type FileHandle, mkdir, open, rename, unlink } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import type { SendResult } from "./batch-loop.js";
+
+/** Where and how big the embedded OTLP-JSON files are. */
+export interface JsonFileOptions {
+  /** Data directory (default "kalman-data", relative to the working directory). Created when missing. */
+  dir?: string;
+  /** File name inside dir (default: traces.jsonl / logs.jsonl). */
+  fileName?: string;
+  /** Rotate before a write would take the file past this size (default 64 MiB). */
+  maxBytes?: number;
+  /** Rotated files kept: name.1 (newest) ... name.N (oldest). Default 5. */
+  maxFiles?: number;
+}
+
+const NEWLINE = Buffer.from("\n");
+
+/** One serialized OTLP request per line (the Collector's file exporter format), size-rotated. */
+export class JsonLinesFile {
+  readonly dir: string;
+  readonly path: string;
+  private readonly file: RotatingFile;
+
+  constructor(options: JsonFileOptions, defaultName: string) {
+    this.dir = resolve(options.dir ?? "kalman-data");
+    this.path = join(this.dir, options.fileName ?? defaultName);
+    this.file = new RotatingFile(
+      this.dir,
+      this.path,
+      Math.max(1, options.maxBytes ?? 64 * 1024 * 1024),
+      Math.max(0, Math.floor(options.maxFiles ?? 5)),
+    );
+  }
+
+  /** Appends one JSON request; a failed write (ENOSPC, EACCES) is retryable and the file reopens next time. */
+  async write(json: Uint8Array | undefined): Promise<SendResult> {
+    if (!json || json.length === 0) return { ok: true };
+    try {
+      await this.file.append(Buffer.concat([json, NEWLINE]));
+      return { ok: true };
+    } catch (error) {
+      return { ok: false, error, retryable: true };
+    }
+  }
+
+  sync(): Promise<void> {
+    return this.file.sync();
+  }
+
+  close(): Promise<void> {
+    return this.file.close();
+  }
+}
 
 /**
  * Append-only file rotated before a write that would take it past maxBytes: f -> f.1 -> ... -> f.maxFiles.

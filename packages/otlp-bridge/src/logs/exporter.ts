@@ -1,13 +1,10 @@
-import { join, resolve } from "node:path";
-import { ExportResultCode } from "@opentelemetry/core";
 import { OTLPLogExporter as GrpcLogExporter } from "@opentelemetry/exporter-logs-otlp-grpc";
 import { OTLPLogExporter as HttpProtoLogExporter } from "@opentelemetry/exporter-logs-otlp-proto";
-import { CompressionAlgorithm } from "@opentelemetry/otlp-exporter-base";
-import { createEmptyMetadata } from "@opentelemetry/otlp-grpc-exporter-base";
 import { JsonLogsSerializer } from "@opentelemetry/otlp-transformer";
 import type { LogRecordExporter, ReadableLogRecord } from "@opentelemetry/sdk-logs";
 import { type OtlpProtocol, resolveProtocol } from "../exporter.js";
-import { RotatingFile } from "../rotating-file.js";
+import { compressionOf, grpcMetadata, OtlpConnection } from "../otlp-connection.js";
+import { type JsonFileOptions, JsonLinesFile } from "../rotating-file.js";
 import type { SendResult } from "../sink.js";
 import { type LogBatchingOptions, LogBatchingSink, type LogSink } from "./batching.js";
 
@@ -29,16 +26,7 @@ export interface OtlpLogExporterOptions extends LogBatchingOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-export interface LogFileSinkOptions extends LogBatchingOptions {
-  /** Data directory (default "kalman-data"), created when missing. */
-  dir?: string;
-  /** File name inside dir (default "logs.jsonl"). */
-  fileName?: string;
-  /** Rotate before a write would take the file past this size (default 64 MiB). */
-  maxBytes?: number;
-  /** Rotated files kept: logs.jsonl.1 (newest) ... logs.jsonl.N (oldest). Default 5. */
-  maxFiles?: number;
-}
+export interface LogFileSinkOptions extends LogBatchingOptions, JsonFileOptions {}
 
 export interface LogSinkConfig extends OtlpLogExporterOptions, LogFileSinkOptions {
   /**
@@ -103,10 +91,6 @@ function logsEndpointFromEnv(env: NodeJS.ProcessEnv, protocol: OtlpProtocol): st
   return `${general.endsWith("/") ? general : `${general}/`}v1/logs`;
 }
 
-const RETRYABLE_GRPC = new Set([1, 4, 8, 10, 11, 14, 15]);
-const RETRYABLE_HTTP = new Set([408, 429, 502, 503, 504]);
-const RECONNECT_AFTER_FAILURES = 3;
-
 /**
  * Log records -> OTLP through the official exporters (gRPC: @opentelemetry/exporter-logs-otlp-grpc,
  * HTTP/protobuf: @opentelemetry/exporter-logs-otlp-proto), behind the bounded queue with batching
@@ -116,9 +100,7 @@ export class OtlpLogExporter extends LogBatchingSink {
   readonly kind: "otlp-grpc" | "otlp-http";
   readonly target: string;
   readonly protocol: OtlpProtocol;
-  private exporter: LogRecordExporter;
-  private readonly makeExporter: () => LogRecordExporter;
-  private consecutiveFailures = 0;
+  private readonly connection: OtlpConnection<ReadableLogRecord>;
 
   constructor(options: OtlpLogExporterOptions = {}) {
     super(options);
@@ -126,12 +108,13 @@ export class OtlpLogExporter extends LogBatchingSink {
     this.protocol = resolveLogsProtocol(options, env, (msg, fields) => this.logger.warn(msg, fields));
     const common = { timeoutMillis: options.timeoutMillis, concurrencyLimit: 2 };
     const compression = compressionOf(options.compression);
+    let make: () => LogRecordExporter;
     if (this.protocol === "grpc") {
       this.kind = "otlp-grpc";
       const url = options.endpoint ?? (options.env ? logsEndpointFromEnv(env, "grpc") : undefined);
       this.target = url ?? logsEndpointFromEnv(env, "grpc") ?? "http://localhost:4317";
       const metadata = options.headers ? grpcMetadata(options.headers) : undefined;
-      this.makeExporter = () => new GrpcLogExporter({ ...common, url, compression, metadata });
+      make = () => new GrpcLogExporter({ ...common, url, compression, metadata });
     } else {
       this.kind = "otlp-http";
       const url =
@@ -141,46 +124,23 @@ export class OtlpLogExporter extends LogBatchingSink {
             ? logsEndpointFromEnv(env, "http/protobuf")
             : undefined;
       this.target = url ?? logsEndpointFromEnv(env, "http/protobuf") ?? "http://localhost:4318/v1/logs";
-      this.makeExporter = () => new HttpProtoLogExporter({ ...common, url, headers: options.headers, compression });
+      make = () => new HttpProtoLogExporter({ ...common, url, headers: options.headers, compression });
     }
-    this.exporter = this.makeExporter();
+    this.connection = new OtlpConnection(this.protocol, make);
   }
 
-  protected async send(batch: ReadableLogRecord[]): Promise<SendResult> {
-    if (this.protocol === "grpc" && this.consecutiveFailures >= RECONNECT_AFTER_FAILURES) {
-      const old = this.exporter;
-      this.exporter = this.makeExporter();
-      void old.shutdown().catch(() => {});
-    }
-    const result = await new Promise<SendResult>((resolve) => {
-      this.exporter.export(batch, (r) => {
-        if (r.code === ExportResultCode.SUCCESS) resolve({ ok: true });
-        else {
-          const error = r.error ?? new Error("export failed");
-          resolve({ ok: false, error, retryable: this.isRetryable(error) });
-        }
-      });
-    });
-    this.consecutiveFailures = result.ok || !result.retryable ? 0 : this.consecutiveFailures + 1;
-    return result;
+  protected send(batch: ReadableLogRecord[]): Promise<SendResult> {
+    return this.connection.send(batch);
   }
 
   protected override async flushTransport(): Promise<void> {
-    await this.exporter.forceFlush?.();
+    await this.connection.flush();
   }
 
   protected async closeTransport(): Promise<void> {
-    await this.exporter.shutdown();
-  }
-
-  private isRetryable(error: unknown): boolean {
-    const code = (error as { code?: unknown } | null)?.code;
-    if (typeof code !== "number") return true;
-    return this.protocol === "grpc" ? RETRYABLE_GRPC.has(code) : RETRYABLE_HTTP.has(code);
+    await this.connection.shutdown();
   }
 }
-
-const NEWLINE = Buffer.from("\n");
 
 /**
  * The embedded default: one ExportLogsServiceRequest JSON object per line (the Collector's file
@@ -191,34 +151,21 @@ export class OtlpJsonLogFileSink extends LogBatchingSink {
   readonly kind = "file" as const;
   readonly target: string;
   readonly dir: string;
-  private readonly file: RotatingFile;
+  private readonly file: JsonLinesFile;
 
   constructor(options: LogFileSinkOptions = {}) {
     super(options);
-    this.dir = resolve(options.dir ?? "kalman-data");
-    this.target = join(this.dir, options.fileName ?? "logs.jsonl");
-    this.file = new RotatingFile(
-      this.dir,
-      this.target,
-      Math.max(1, options.maxBytes ?? 64 * 1024 * 1024),
-      Math.max(0, Math.floor(options.maxFiles ?? 5)),
-    );
+    this.file = new JsonLinesFile(options, "logs.jsonl");
+    this.dir = this.file.dir;
+    this.target = this.file.path;
   }
 
   get path(): string {
     return this.target;
   }
 
-  protected async send(batch: ReadableLogRecord[]): Promise<SendResult> {
-    const json = JsonLogsSerializer.serializeRequest(batch);
-    if (!json || json.length === 0) return { ok: true };
-    try {
-      await this.file.append(Buffer.concat([json, NEWLINE]));
-      return { ok: true };
-    } catch (error) {
-      // ENOSPC, EACCES, ...: keep the records queued and retry; the file is reopened next time
-      return { ok: false, error, retryable: true };
-    }
+  protected send(batch: ReadableLogRecord[]): Promise<SendResult> {
+    return this.file.write(JsonLogsSerializer.serializeRequest(batch));
   }
 
   protected override async flushTransport(): Promise<void> {
@@ -232,14 +179,4 @@ export class OtlpJsonLogFileSink extends LogBatchingSink {
 
 function nonBlank(v: string | undefined): string | undefined {
   return v === undefined || v.trim() === "" ? undefined : v;
-}
-
-function grpcMetadata(headers: Record<string, string>) {
-  const metadata = createEmptyMetadata();
-  for (const [k, v] of Object.entries(headers)) metadata.set(k, v);
-  return metadata;
-}
-
-function compressionOf(c: "gzip" | "none" | undefined): CompressionAlgorithm | undefined {
-  return c === undefined ? undefined : c === "gzip" ? CompressionAlgorithm.GZIP : CompressionAlgorithm.NONE;
 }
