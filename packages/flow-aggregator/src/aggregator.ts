@@ -67,6 +67,7 @@ interface Conn extends Omit<ConnectionInfo, "weAreClient"> {
   netns: number;
   cgroupId: number;
   weAreClient: boolean | undefined;
+  interfaceName: string | undefined;
   state: ConnState;
   detectChunks: number;
   parser?: ProtocolParser;
@@ -350,6 +351,7 @@ export class L7Aggregator {
       netns: v.netns,
       cgroupId: v.cgroupId,
       weAreClient: v.role === 1 ? true : v.role === 2 ? false : undefined,
+      interfaceName: v.interfaceName,
       state: ConnState.Detecting,
       detectChunks: 0,
       pairing: new Pairing(this.opts.maxPendingPerConnection),
@@ -497,8 +499,8 @@ export class L7Aggregator {
       reqTid: req?.tid ?? 0,
       respTid: resp?.tid,
       comm: conn.comm,
-      observationPoint: weAreClient ? "client" : "server",
-      interface: undefined,
+      observationPoint: conn.interfaceName !== undefined ? "network" : weAreClient ? "client" : "server",
+      interface: conn.interfaceName,
       transport: conn.transport,
       clientAddr: weAreClient ? conn.localAddr : conn.remoteAddr,
       clientPort: weAreClient ? conn.localPort : conn.remotePort,

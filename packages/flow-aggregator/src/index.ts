@@ -1,4 +1,27 @@
 export { L7Aggregator, type L7AggregatorOptions, type L7Stats } from "./aggregator.js";
+export { addresses, Flow, FlowTable, type FlowTableOptions, serverByPorts } from "./flows/flow-table.js";
+export type {
+  DirectionSource,
+  FlowCloseType,
+  FlowRecord,
+  FlowTableStats,
+  LatencySummary,
+} from "./flows/types.js";
+export {
+  type DecodeCounters,
+  DecodedPacket,
+  DecodeStatus,
+  formatIp,
+  LinkType,
+  PacketDecoder,
+  TcpFlag,
+} from "./packets/decode.js";
+export {
+  type FrameSource,
+  PacketAggregator,
+  type PacketAggregatorOptions,
+  type PacketAggregatorStats,
+} from "./packets/packet-aggregator.js";
 export { type PayloadView, SocketPayloadView } from "./payload.js";
 export { ByteQueue } from "./protocols/bytes.js";
 export { dns } from "./protocols/dns/index.js";

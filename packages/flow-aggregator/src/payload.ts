@@ -25,6 +25,8 @@ export interface PayloadView {
   readonly remotePort: number;
   readonly netns: number;
   readonly cgroupId: number;
+  /** Packet path only: the interface the bytes were captured on. */
+  readonly interfaceName?: string;
   payload(): Uint8Array;
   localAddr(): string;
   remoteAddr(): string;

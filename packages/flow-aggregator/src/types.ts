@@ -97,6 +97,8 @@ export interface ConnectionInfo {
   readonly remoteAddr: string;
   readonly remotePort: number;
   readonly netns: number;
+  /** Set when the connection was rebuilt from packets: the interface they were captured on. */
+  readonly interfaceName?: string;
 }
 
 /** Hooks for request context propagation (span-correlator implements them). */

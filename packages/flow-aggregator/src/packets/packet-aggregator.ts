@@ -1,0 +1,212 @@
+import { L7Aggregator, type L7AggregatorOptions } from "../aggregator.js";
+import { addresses, type Flow, FlowTable, type FlowTableOptions } from "../flows/flow-table.js";
+import type { FlowRecord, FlowTableStats } from "../flows/types.js";
+import type { PayloadView } from "../payload.js";
+import type { RequestRecord } from "../types.js";
+import { type DecodeCounters, DecodedPacket, DecodeStatus, PacketDecoder, TcpFlag } from "./decode.js";
+
+/**
+ * The frame fields the packet path reads: a cursor re-pointed at each frame (a pcap file reader
+ * and the live AF_PACKET capture both provide this shape).
+ */
+export interface FrameSource {
+  next(): boolean;
+  readonly buffer: Uint8Array;
+  readonly dataOffset: number;
+  readonly capLen: number;
+  readonly wireLen: number;
+  readonly linkType: number;
+  /** Observation point key: one per interface (and capture). */
+  readonly interfaceId: number;
+  /** Capture time in ns on the caller's clock (monotone within a source). */
+  readonly timeNs: number;
+}
+
+export interface PacketAggregatorOptions {
+  flows?: FlowTableOptions;
+  /** Parse L7 from TCP/UDP payloads (default true); options of the L7 stage. */
+  l7?: false | L7AggregatorOptions;
+  /** UDP ports carrying VXLAN (default 4789, 8472). */
+  vxlanPorts?: number[];
+  /** Told about every decoded packet with its flow (packet retention, header timelines). */
+  onPacket?: (flow: Flow, packet: DecodedPacket, frames: FrameSource) => void;
+}
+
+export interface PacketAggregatorStats {
+  decode: DecodeCounters;
+  flows: FlowTableStats;
+  /** TCP payload bytes seen again (retransmissions) and not fed twice to the parsers. */
+  l7DuplicateBytes: number;
+}
+
+/**
+ * The packet path: frames -> decode (Ethernet, VLAN, IPv4/6, TCP/UDP, VXLAN) -> L4 flow table with
+ * TCP performance metrics and flow logs -> per-direction TCP stream -> the same L7 parsers as the
+ * socket path, giving request records observed at the interface.
+ */
+export class PacketAggregator {
+  readonly flows: FlowTable;
+  readonly l7: L7Aggregator | undefined;
+  private readonly decoder: PacketDecoder;
+  private readonly packet = new DecodedPacket();
+  private readonly view = new PacketPayloadView();
+  private readonly onPacket: PacketAggregatorOptions["onPacket"];
+  private duplicateBytes = 0;
+
+  constructor(options: PacketAggregatorOptions = {}) {
+    this.decoder = new PacketDecoder({ vxlanPorts: options.vxlanPorts });
+    this.flows = new FlowTable(options.flows);
+    this.l7 = options.l7 === false ? undefined : new L7Aggregator(options.l7 ?? {});
+    this.onPacket = options.onPacket;
+    this.flows.onClose = (flow) => {
+      this.l7?.closeConnection(flow.id);
+    };
+  }
+
+  /** Consumes every frame of a source (a batch or a whole file). */
+  ingest(frames: FrameSource): void {
+    const p = this.packet;
+    const decoder = this.decoder;
+    const table = this.flows;
+    while (frames.next()) {
+      const buf = frames.buffer;
+      const status = decoder.decode(buf, frames.dataOffset, frames.capLen, frames.linkType, p);
+      if (status !== DecodeStatus.ok) continue;
+      const ns = frames.timeNs;
+      const flow = table.packet(p, frames.interfaceId, ns, frames.wireLen);
+      this.onPacket?.(flow, p, frames);
+      if (this.l7 && p.payloadBytes > 0) this.feedL7(flow, table.lastDirection, buf, ns);
+    }
+    this.l7?.endBatch();
+  }
+
+  /** Timeouts and periodic flow reports; call about once a second (packet clock). */
+  tick(nowNs?: number): void {
+    this.flows.tick(nowNs);
+    this.l7?.tick(nowNs);
+  }
+
+  /** Ends every flow and pending request (end of a replay, shutdown). */
+  flush(nowNs?: number): void {
+    this.flows.flush(nowNs);
+    this.l7?.tick(Number.MAX_SAFE_INTEGER);
+  }
+
+  takeFlowRecords(): FlowRecord[] {
+    return this.flows.takeRecords();
+  }
+
+  takeRequestRecords(): RequestRecord[] {
+    return this.l7?.takeRecords() ?? [];
+  }
+
+  stats(): PacketAggregatorStats {
+    return {
+      decode: { ...this.decoder.counters },
+      flows: this.flows.stats(),
+      l7DuplicateBytes: this.duplicateBytes,
+    };
+  }
+
+  private feedL7(flow: Flow, d: number, buf: Uint8Array, ns: number): void {
+    const p = this.packet;
+    let seq = p.seq;
+    let offset = p.payloadOffset;
+    let captured = p.payloadCaptured;
+    let bytes = p.payloadBytes;
+    if (p.protocol === 6) {
+      if ((p.tcpFlags & TcpFlag.rst) !== 0) return;
+      const expected = d === 0 ? flow.streamNext0 : flow.streamNext1;
+      if (expected >= 0) {
+        const behind = (expected - seq) | 0;
+        if (behind >= bytes) {
+          this.duplicateBytes += bytes;
+          return;
+        }
+        if (behind > 0) {
+          // a retransmission overlapping new data: feed only what is new
+          this.duplicateBytes += behind;
+          seq = expected;
+          bytes -= behind;
+          const skip = Math.min(behind, captured);
+          offset += skip;
+          captured -= skip;
+        }
+      }
+      if (d === 0) flow.streamNext0 = (seq + bytes) >>> 0;
+      else flow.streamNext1 = (seq + bytes) >>> 0;
+    }
+    const v = this.view;
+    v.point(flow, d, p, buf, offset, captured, bytes, seq, ns);
+    this.l7?.ingest(v);
+  }
+}
+
+/** A TCP segment's (or UDP datagram's) payload as the L7 stage reads it; side A of the flow is "local". */
+class PacketPayloadView implements PayloadView {
+  connId = 0;
+  egress = false;
+  role = 0;
+  transport: "tcp" | "udp" = "tcp";
+  startNs = 0;
+  endNs = 0;
+  bytes = 0;
+  tcpSeq = 0;
+  seqValid = false;
+  readonly pid = 0;
+  readonly tid = 0;
+  localPort = 0;
+  remotePort = 0;
+  netns = 0;
+  readonly cgroupId = 0;
+  interfaceName: string | undefined = undefined;
+  private flow: Flow | undefined;
+  private buf: Uint8Array = new Uint8Array(0);
+  private start = 0;
+  private end = 0;
+
+  point(
+    flow: Flow,
+    d: number,
+    p: DecodedPacket,
+    buf: Uint8Array,
+    offset: number,
+    captured: number,
+    bytes: number,
+    seq: number,
+    ns: number,
+  ): void {
+    this.flow = flow;
+    this.connId = flow.id;
+    this.egress = d === 0;
+    this.role = flow.fromHandshake ? (flow.clientSide === 0 ? 1 : 2) : 0;
+    this.transport = p.protocol === 6 ? "tcp" : "udp";
+    this.startNs = this.endNs = ns;
+    this.bytes = bytes;
+    this.tcpSeq = seq;
+    this.seqValid = p.protocol === 6;
+    this.localPort = flow.aPort;
+    this.remotePort = flow.bPort;
+    const ns2 = Number(flow.netns);
+    this.netns = Number.isFinite(ns2) ? ns2 : 0;
+    this.interfaceName = flow.interfaceName;
+    this.buf = buf;
+    this.start = offset;
+    this.end = offset + captured;
+  }
+
+  payload(): Uint8Array {
+    return this.buf.subarray(this.start, this.end);
+  }
+  localAddr(): string {
+    addresses(this.flow as Flow);
+    return (this.flow as Flow).addrA;
+  }
+  remoteAddr(): string {
+    addresses(this.flow as Flow);
+    return (this.flow as Flow).addrB;
+  }
+  comm(): string {
+    return "";
+  }
+}
