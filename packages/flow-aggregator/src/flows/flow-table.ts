@@ -53,15 +53,15 @@ enum C {
   size = 31,
 }
 
-// TCP sequence state, per direction.
+// TCP sequence state, per direction, after the counters in the same array.
 enum S {
-  nextSeq = 0,
-  highTs = 2,
-  holeStart = 4,
-  holeEnd = 6,
-  pendingTs = 8,
-  pendingEnd = 10,
-  size = 12,
+  nextSeq = 31,
+  highTs = 33,
+  holeStart = 35,
+  holeEnd = 37,
+  pendingTs = 39,
+  pendingEnd = 41,
+  end = 43,
 }
 
 const NS_PER_MS = 1e6;
@@ -114,8 +114,8 @@ export class Flow {
   totalPackets1 = 0;
   totalBytes0 = 0;
   totalBytes1 = 0;
-  readonly c = new Float64Array(C.size);
-  readonly s = new Float64Array(S.size);
+  /** Interval counters (C) then sequence state (S): one allocation per flow. */
+  readonly c = new Float64Array(S.end);
   /** Next TCP seq handed to the L7 parsers, per direction (-1: none yet). */
   streamNext0 = -1;
   streamNext1 = -1;
@@ -126,7 +126,7 @@ export class Flow {
   addrB = "";
 
   constructor(readonly id: number) {
-    this.s.fill(-1);
+    this.c.fill(-1, C.size);
   }
 }
 
@@ -248,7 +248,7 @@ export class FlowTable {
 
   private tcp(f: Flow, p: DecodedPacket, d: number, ns: number): void {
     const c = f.c;
-    const s = f.s;
+    const s = c;
     const flags = p.tcpFlags;
     const syn = (flags & TcpFlag.syn) !== 0;
     const ack = (flags & TcpFlag.ack) !== 0;
@@ -519,7 +519,7 @@ export class FlowTable {
       finServer: c[C.fin + r] as number,
       establishFailure: f.establishFailure,
     };
-    c.fill(0);
+    c.fill(0, 0, C.size);
     f.reported = true;
     f.reportStartNs = nowNs;
     this.counters.records++;
