@@ -1,3 +1,4 @@
+export { createNetLab, type NetLab, type NetLabOptions } from "./netlab.js";
 export { describePrivileged, type HostCheck, skipPrivileged } from "./privileged.js";
 export { examplesDir, run, startUntil, stop } from "./processes.js";
 export { freePort, type RunningServer, startNginx, startRedis, waitForPort } from "./servers.js";

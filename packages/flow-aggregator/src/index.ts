@@ -1,5 +1,6 @@
 export { L7Aggregator, type L7AggregatorOptions, type L7Stats } from "./aggregator.js";
 export { addresses, Flow, FlowTable, type FlowTableOptions, serverByPorts } from "./flows/flow-table.js";
+export { formatTimeline, TcpTimeline, type TimelineRow, tcpOptionsText } from "./flows/timeline.js";
 export type {
   DirectionSource,
   FlowCloseType,

@@ -1,7 +1,15 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { FlowRecord } from "../src/index.js";
-import { DecodedPacket, DecodeStatus, LinkType, PacketAggregator, PacketDecoder } from "../src/index.js";
+import {
+  DecodedPacket,
+  DecodeStatus,
+  formatTimeline,
+  LinkType,
+  PacketAggregator,
+  PacketDecoder,
+  TcpTimeline,
+} from "../src/index.js";
 import { Conversation, ethernet, frame, frames, ipPacket, type TimedFrame, vxlan } from "./support/frames.js";
 
 const MS = 1e6;
@@ -333,5 +341,37 @@ describe("L7 from packets", () => {
       pid: 0,
     });
     expect(agg.stats().l7DuplicateBytes).toBe(2);
+  });
+});
+
+describe("TCP header timeline", () => {
+  it("lists a connection's headers with relative seq/ack, flags, windows and options", () => {
+    const c = new Conversation(undefined, undefined, { client: 2_000_000_000, server: 4_294_967_000 });
+    c.send("c", 0, "S", "", { options: [2, 4, 0xff, 0xd7, 4, 2, 3, 3, 7] });
+    c.send("s", 0.025, "SA", "", { options: [2, 4, 0xff, 0xd7, 4, 2, 3, 3, 7] });
+    c.send("c", 0.011, "A", "", { window: 342 });
+    c.send("c", 0.166, "PA", "x".repeat(261), { window: 342 });
+    c.send("s", 0.014, "A", "", { window: 350 });
+    const timeline = new TcpTimeline();
+    const d = new PacketDecoder();
+    const p = new DecodedPacket();
+    for (const f of c.out) {
+      expect(d.decode(f.bytes, 0, f.bytes.length, LinkType.ethernet, p)).toBe(DecodeStatus.ok);
+      timeline.add(p, f.bytes, f.ns, "eth0");
+    }
+    const rows = timeline.rows();
+    expect(rows.map((r) => [r.flags, r.seq, r.ack, r.payload, r.fromClient])).toEqual([
+      ["SYN", 0, 0, 0, true],
+      ["SYN, ACK", 0, 1, 0, false],
+      ["ACK", 1, 1, 0, true],
+      ["PSH, ACK", 1, 1, 261, true],
+      ["ACK", 1, 262, 0, false],
+    ]);
+    expect(rows[0]?.options).toBe("MSS=65495, SACK_PERM, WS=7");
+    expect(rows[3]?.timeNs).toBe(202_000);
+    const text = formatTimeline(rows);
+    expect(text.split("\n")).toHaveLength(6);
+    expect(text).toMatch(/^#\s+time \(s\)/);
+    expect(text).toContain("0.000202");
   });
 });
