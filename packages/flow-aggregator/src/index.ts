@@ -24,6 +24,24 @@ export {
   type PacketAggregatorStats,
 } from "./packets/packet-aggregator.js";
 export { type PayloadView, SocketPayloadView } from "./payload.js";
+export { type FrameCursor, LinkType } from "./pcap/frame.js";
+export {
+  CaptureFileReader,
+  type CaptureFileResult,
+  type CaptureFormat,
+  type CaptureReaderOptions,
+  type CaptureReaderStats,
+  type CaptureStatus,
+  MAX_CAPLEN,
+  readCaptureFile,
+} from "./pcap/reader.js";
+export {
+  PacketRetention,
+  type PacketRetentionOptions,
+  type RetainedPacket,
+  type RetentionStats,
+} from "./pcap/retention.js";
+export { PcapWriter, type PcapWriterOptions, type PcapWriterStats } from "./pcap/writer.js";
 export { ByteQueue } from "./protocols/bytes.js";
 export { dns } from "./protocols/dns/index.js";
 export { http1 } from "./protocols/http1/index.js";
