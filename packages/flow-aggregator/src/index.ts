@@ -24,7 +24,7 @@ export {
   type PacketAggregatorStats,
 } from "./packets/packet-aggregator.js";
 export { type PayloadView, SocketPayloadView } from "./payload.js";
-export { type FrameCursor, LinkType } from "./pcap/frame.js";
+export type { FrameCursor } from "./pcap/frame.js";
 export {
   CaptureFileReader,
   type CaptureFileResult,

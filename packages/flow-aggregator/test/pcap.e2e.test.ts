@@ -10,7 +10,9 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { describePrivileged, type HostCheck } from "@kalman/examples";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { PacketAggregator } from "../src/packets/packet-aggregator.js";
 import { type CaptureFileReader, readCaptureFile } from "../src/pcap/reader.js";
+import { PacketRetention } from "../src/pcap/retention.js";
 import { PcapWriter } from "../src/pcap/writer.js";
 
 const execFileP = promisify(execFile);
@@ -230,5 +232,53 @@ describePrivileged("pcap/pcapng files from tcpdump and editcap (tshark and capin
     // tshark dissects the cut frames as TCP on the test's port range
     const tcp = await output("tshark", ["-r", out, "-Y", "tcp", "-T", "fields", "-e", "frame.number"]);
     expect(tcp.trim().split("\n").length).toBe(expected.length);
+  });
+
+  it("replay through PacketAggregator with per-flow retention: one flow's packets come back as a pcap tshark agrees with", async () => {
+    const source = join(dir, "lo-ns.pcapng");
+    const retention = new PacketRetention({ maxPacketsPerFlow: 1000, maxBytesPerPacket: 128 });
+    let reader: CaptureFileReader | undefined;
+    const agg = new PacketAggregator({ l7: false, onPacket: (flow) => retention.addFrame(flow.id, reader!) });
+    const result = readCaptureFile(source, (r) => {
+      reader = r;
+      agg.ingest(r);
+    });
+    agg.flush();
+    const records = agg.takeFlowRecords();
+    const flowIds = [...new Set(records.map((r) => r.flowId))];
+    expect(flowIds.length).toBe(12);
+    expect(retention.stats()).toMatchObject({ flows: 12, packets: result.stats.packets, evictedFlows: 0 });
+
+    const flowId = flowIds[5] as number;
+    const clientPort = records.find((r) => r.flowId === flowId)?.clientPort;
+    const inSource = await output("tshark", [
+      "-r",
+      source,
+      "-Y",
+      `tcp.port == ${clientPort}`,
+      "-T",
+      "fields",
+      "-e",
+      "frame.time_epoch",
+    ]);
+    const out = join(dir, `flow-${flowId}.pcap`);
+    const writer = PcapWriter.toFile(out, { linkType: 1, snapLen: 128 });
+    expect(retention.writePcap([flowId], writer)).toEqual({
+      written: retention.packetCount(flowId),
+      skippedLinkType: 0,
+    });
+    writer.close();
+    const written = await output("tshark", [
+      "-r",
+      out,
+      "-Y",
+      `tcp.port == ${clientPort}`,
+      "-T",
+      "fields",
+      "-e",
+      "frame.time_epoch",
+    ]);
+    expect(written.trim().split("\n").length).toBeGreaterThan(10);
+    expect(written).toBe(inSource);
   });
 });

@@ -25,14 +25,3 @@ export interface FrameCursor {
   /** ns since the first frame's whole second; never decreases in file order (exact in a double for ~104 days). */
   readonly timeNs: number;
 }
-
-/** pcap LINKTYPE values the packet path knows by name. */
-export const LinkType = {
-  Null: 0,
-  Ethernet: 1,
-  Raw: 101,
-  LinuxSll: 113,
-  Ipv4: 228,
-  Ipv6: 229,
-  LinuxSll2: 276,
-} as const;
