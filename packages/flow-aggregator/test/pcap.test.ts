@@ -455,6 +455,7 @@ describe("CaptureFileReader: chunks, prefixes, bad input", () => {
         boundaries: pcapngTwoInterfacesBoundaries,
         packetEnds: pcapngTwoInterfacesPackets,
       },
+      { bytes: pcapngTwoSections, boundaries: [0, 28, 60, 96, 124, 168, 208, 232], packetEnds: [96, 208, 232] },
     ];
     for (const { bytes, boundaries, packetEnds } of cases) {
       const whole = readAll(bytes).frames;
