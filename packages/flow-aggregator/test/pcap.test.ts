@@ -3,7 +3,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CaptureFileReader, MAX_CAPLEN, readCaptureFile } from "../src/pcap/reader.js";
 import { PacketRetention } from "../src/pcap/retention.js";
 import { PcapWriter } from "../src/pcap/writer.js";
@@ -585,8 +585,13 @@ describe("CaptureFileReader: chunks, prefixes, bad input", () => {
 });
 
 describe("PcapWriter", () => {
-  const dir = mkdtempSync(join(tmpdir(), `kalman-pcap-${process.pid}-`));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  let dir = "";
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), `kalman-pcap-${process.pid}-`));
+  });
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
 
   it("writes the nanosecond pcap byte for byte", () => {
     const w = PcapWriter.toMemory({ linkType: 1, snapLen: 262144 });
