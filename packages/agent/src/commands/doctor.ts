@@ -91,7 +91,11 @@ export function doctorChecks(): PreflightCheck[] {
   const ready = base.every((c) => c.ok);
   return ready
     ? [...base, checkTracerLoads(), checkPacketCapture()]
-    : [...base, { name: "socket tracer", ok: false, detail: "not tried: fix the checks above first" }, checkPacketCapture()];
+    : [
+        ...base,
+        { name: "socket tracer", ok: false, detail: "not tried: fix the checks above first" },
+        checkPacketCapture(),
+      ];
 }
 
 /** Prints the checks; returns the exit code (0 all good, 1 something to fix). */
