@@ -74,6 +74,8 @@ export interface VethPair {
   echoServer(ns: string, addr: string, port: number): Promise<void>;
   /** Runs `count` connections that each send `size` bytes and read them back, from a namespace. */
   exchange(ns: string, addr: string, port: number, size: number, count?: number): Promise<void>;
+  /** Runs a Python script (source text) in a namespace to completion. */
+  python(ns: string, source: string, args: string[]): Promise<void>;
   /** Sends one raw frame out of an interface through a packet socket. */
   injectFrame(ns: string, ifname: string, frame: Buffer): Promise<void>;
   /** Starts tcpdump in a namespace writing a pcap; stop() ends it and returns the file. */
@@ -138,6 +140,15 @@ export async function makeVethPair(tag: string): Promise<VethPair> {
       );
       const [code] = (await once(child, "exit")) as [number | null];
       if (code !== 0) throw new Error(`client in ${ns} exited with ${code}`);
+    },
+    async python(ns, source, args) {
+      const script = join(dir, `script-${children.length}-${Date.now()}.py`);
+      writeFileSync(script, source);
+      const child = spawn("ip", ["netns", "exec", ns, "python3", script, ...args], {
+        stdio: ["ignore", "ignore", "inherit"],
+      });
+      const [code] = (await once(child, "exit")) as [number | null];
+      if (code !== 0) throw new Error(`${script} in ${ns} exited with ${code}`);
     },
     async injectFrame(ns, ifname, frame) {
       const script = join(dir, "inject.py");

@@ -1,6 +1,7 @@
 // AF_PACKET capture against real traffic in namespaces the test builds, checked against tcpdump/tshark.
 import { execFileSync } from "node:child_process";
 import { readdirSync, readlinkSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { describePrivileged } from "@kalman/examples";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import {
@@ -207,6 +208,55 @@ describePrivileged(
       }
     });
 
+    it("an all-interfaces handle filters Ethernet and raw-IP (tun) devices each by its own link type", async () => {
+      cap = PacketCapture.open({ targets: [{ netns: net.pathB }], filter: "udp port 7704" });
+      expect(cap.handles).toMatchObject([{ interface: "", netns: net.pathB }]);
+      const datagram = udpPacket([198, 18, 79, 2], [198, 18, 79, 1], 7704, "through a tun device");
+      const tun = `kct${process.pid}`.slice(0, 15);
+      await net.python(net.nsB, TUN_WRITER, [tun, datagram.toString("hex")]);
+      await net.injectFrame(net.nsA, net.ifA, vlanFrame(0x8100, 42, 7704));
+      await net.injectFrame(net.nsA, net.ifA, vlanFrame(0x8100, 42, 7705)); // other port: filtered out
+      const pkts = await settleAndDrain(cap);
+      const raw = pkts.filter((p) => p.linkType === LinkType.Raw);
+      const eth = pkts.filter((p) => p.linkType === LinkType.Ethernet);
+      expect(raw.map((p) => [p.ifname, p.data.toString("hex"), p.wireLen])).toEqual([
+        [tun, datagram.toString("hex"), datagram.length],
+      ]);
+      expect(eth.map((p) => p.ifname)).toEqual([net.ifB]);
+      expect(eth[0]!.data.readUInt16BE(18 + 20 + 2)).toBe(7704);
+    });
+
+    it("a drain that fills the buffer mid-block resumes there: every packet once, none lost", async () => {
+      cap = PacketCapture.open({
+        targets: [{ netns: net.pathB, interfaces: [net.ifB] }],
+        filter: "udp port 7706",
+        ringBytes: 16 << 20,
+        batchBytes: 140 << 10, // the smallest allowed: ~470 records of this size
+      });
+      const flood = fileURLToPath(new URL("../../../native/build/kl_udpflood", import.meta.url));
+      const out = execFileSync("ip", ["netns", "exec", net.nsA, flood, net.ipB, "7706", "0.5", "200", "20000"], {
+        encoding: "utf8",
+      });
+      const sent = Number(/sent (\d+)/.exec(out)?.[1]);
+      await new Promise((r) => setTimeout(r, 300));
+      let packets = 0;
+      let fullBatches = 0;
+      for (let batch = cap.drain(); batch; batch = cap.drain()) {
+        if (batch.byteLength > (140 << 10) - 2 * 400) fullBatches++;
+        const p = batch.cursor();
+        while (p.next()) {
+          expect(p.wireLen).toBe(14 + 20 + 8 + 200);
+          packets++;
+        }
+      }
+      const s = cap.stats();
+      expect(sent).toBeGreaterThan(2000);
+      expect(s.kernelDrops).toBe(0);
+      expect(fullBatches).toBeGreaterThan(2);
+      expect(packets).toBe(sent);
+      expect(s.delivered).toBe(sent);
+    });
+
     it("drains several handles in several namespaces with one call", async () => {
       cap = PacketCapture.open({
         targets: [
@@ -286,24 +336,41 @@ describePrivileged(
   },
 );
 
-/** A broadcast Ethernet frame with one VLAN tag around an IPv4/UDP datagram 198.18.78.1:7703 -> .2:7703. */
-function vlanFrame(tpid: number, tci: number): Buffer {
-  const payload = Buffer.from("kalman vlan test");
+/** An IPv4/UDP datagram (UDP checksum 0: none). */
+function udpPacket(src: number[], dst: number[], port: number, text: string): Buffer {
+  const payload = Buffer.from(text);
   const udp = Buffer.alloc(8);
-  udp.writeUInt16BE(7703, 0);
-  udp.writeUInt16BE(7703, 2);
+  udp.writeUInt16BE(port, 0);
+  udp.writeUInt16BE(port, 2);
   udp.writeUInt16BE(8 + payload.length, 4);
-  const ipHdr = Buffer.from([0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 17, 0, 0, 198, 18, 78, 1, 198, 18, 78, 2]);
+  const ipHdr = Buffer.from([0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 17, 0, 0, ...src, ...dst]);
   ipHdr.writeUInt16BE(20 + udp.length + payload.length, 2);
   let sum = 0;
   for (let i = 0; i < 20; i += 2) sum += ipHdr.readUInt16BE(i);
   while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
   ipHdr.writeUInt16BE(~sum & 0xffff, 10);
+  return Buffer.concat([ipHdr, udp, payload]);
+}
+
+/** A broadcast Ethernet frame with one VLAN tag around a UDP datagram 198.18.78.1 -> .2. */
+function vlanFrame(tpid: number, tci: number, port = 7703): Buffer {
   const eth = Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0x08, 0x00]);
   eth.writeUInt16BE(tpid, 12);
   eth.writeUInt16BE(tci, 14);
-  return Buffer.concat([eth, ipHdr, udp, payload]);
+  return Buffer.concat([eth, udpPacket([198, 18, 78, 1], [198, 18, 78, 2], port, "kalman vlan test")]);
 }
+
+/** Creates a tun device (ARPHRD_NONE), brings it up and writes one IP packet into it: the kernel receives it there. */
+const TUN_WRITER = `
+import fcntl, os, struct, subprocess, sys
+name, packet = sys.argv[1], bytes.fromhex(sys.argv[2])
+fd = os.open("/dev/net/tun", os.O_RDWR)
+fcntl.ioctl(fd, 0x400454ca, struct.pack("16sH", name.encode(), 0x0001 | 0x1000))  # TUNSETIFF, IFF_TUN | IFF_NO_PI
+fcntl.ioctl(fd, 0x400454cb, 1)  # TUNSETPERSIST: outlives this script, removed with the namespace
+subprocess.run(["ip", "addr", "add", "198.18.79.1/24", "dev", name], check=True)
+subprocess.run(["ip", "link", "set", name, "up"], check=True)
+os.write(fd, packet)
+`;
 
 function ifindexIn(ns: string, ifname: string): number {
   const out = execFileSync("ip", ["-n", ns, "-o", "link", "show", "dev", ifname], { encoding: "utf8" });
