@@ -2,24 +2,24 @@ import { PacketFlag, PacketLinkType, PacketRecord } from "./layout.generated.js"
 
 export { PacketFlag };
 
-/** pcap LINKTYPE of a captured frame (what `data()` starts with). */
+/** pcap LINKTYPE of a captured frame (what `data()` starts with); same keys as flow-aggregator's LinkType. */
 export const LinkType = {
   /** Ethernet header (loopback too: 14 bytes with zero MACs). */
-  Ethernet: PacketLinkType.ethernet,
+  ethernet: PacketLinkType.ethernet,
   /** Raw IPv4/IPv6, no link header (tun, wireguard, ipip, sit). */
-  Raw: PacketLinkType.raw,
+  raw: PacketLinkType.raw,
   /** A device type Kalman does not decode; bytes as the device delivers them (only without a filter). */
-  Other: PacketLinkType.other,
+  other: PacketLinkType.other,
 } as const;
 export type LinkType = (typeof LinkType)[keyof typeof LinkType];
 
 /** Where the frame was going, seen from the capturing host (sll_pkttype). */
 export const PacketType = {
-  Host: 0,
-  Broadcast: 1,
-  Multicast: 2,
-  OtherHost: 3,
-  Outgoing: 4,
+  host: 0,
+  broadcast: 1,
+  multicast: 2,
+  otherHost: 3,
+  outgoing: 4,
 } as const;
 export type PacketType = (typeof PacketType)[keyof typeof PacketType];
 

@@ -92,10 +92,10 @@ describePrivileged(
       expect(request?.t?.sport).toBe(syn!.t!.sport);
       expect(reply?.t?.dport).toBe(syn!.t!.sport);
       // arriving frames are for this host, the replies leave it
-      expect(syn!.p.pktType).toBe(PacketType.Host);
-      expect(synAck!.p.pktType).toBe(PacketType.Outgoing);
+      expect(syn!.p.pktType).toBe(PacketType.host);
+      expect(synAck!.p.pktType).toBe(PacketType.outgoing);
       for (const { p, t } of seen) {
-        expect(p.linkType).toBe(LinkType.Ethernet);
+        expect(p.linkType).toBe(LinkType.ethernet);
         expect(p.wireLen).toBe(14 + t!.ipTotalLen);
         expect(p.capLen).toBe(Math.min(256, p.wireLen)); // the default snap cuts only the data frames
         expect(p.ifname).toBe(net.ifB);
@@ -134,7 +134,7 @@ describePrivileged(
       const pkts = await settleAndDrain(cap, [], 500);
       const file = await dump.stop();
       expect(pkts.length).toBe(tsharkCount(file));
-      expect(pkts.every((p) => p.ifname === "lo" && p.pktType !== PacketType.Outgoing)).toBe(true);
+      expect(pkts.every((p) => p.ifname === "lo" && p.pktType !== PacketType.outgoing)).toBe(true);
       // three handshakes, each SYN exactly once
       expect(tcp(pkts).filter((x) => x.t!.flags === TCP_SYN)).toHaveLength(3);
       const s = cap.stats();
@@ -204,7 +204,7 @@ describePrivileged(
         expect(p.flags & PacketFlag.vlan).toBeTruthy();
         expect(p.flags & PacketFlag.truncated).toBeFalsy();
         expect(p.wireLen).toBe(p.capLen);
-        expect(p.pktType).toBe(PacketType.Broadcast);
+        expect(p.pktType).toBe(PacketType.broadcast);
       }
     });
 
@@ -217,8 +217,8 @@ describePrivileged(
       await net.injectFrame(net.nsA, net.ifA, vlanFrame(0x8100, 42, 7704));
       await net.injectFrame(net.nsA, net.ifA, vlanFrame(0x8100, 42, 7705)); // other port: filtered out
       const pkts = await settleAndDrain(cap);
-      const raw = pkts.filter((p) => p.linkType === LinkType.Raw);
-      const eth = pkts.filter((p) => p.linkType === LinkType.Ethernet);
+      const raw = pkts.filter((p) => p.linkType === LinkType.raw);
+      const eth = pkts.filter((p) => p.linkType === LinkType.ethernet);
       expect(raw.map((p) => [p.ifname, p.data.toString("hex"), p.wireLen])).toEqual([
         [tun, datagram.toString("hex"), datagram.length],
       ]);

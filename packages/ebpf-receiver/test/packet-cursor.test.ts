@@ -14,8 +14,8 @@ function record(frame: Buffer, fields: { monoNs: number; wireLen?: number; captu
   b.writeUInt32LE(fields.wireLen ?? frame.length, PacketRecord.wireLen);
   b.writeUInt32LE(frame.length, PacketRecord.capLen);
   b.writeUInt32LE(7, PacketRecord.ifindex);
-  b.writeUInt16LE(LinkType.Ethernet, PacketRecord.linkType);
-  b.writeUInt8(PacketType.Outgoing, PacketRecord.pktType);
+  b.writeUInt16LE(LinkType.ethernet, PacketRecord.linkType);
+  b.writeUInt8(PacketType.outgoing, PacketRecord.pktType);
   b.writeUInt8((fields.wireLen ?? 0) > frame.length ? PacketFlag.truncated : 0, PacketRecord.flags);
   b.writeUInt16LE(fields.captureId ?? 0, PacketRecord.captureId);
   frame.copy(b, PacketRecord.sizeof);
@@ -38,8 +38,8 @@ describe("PacketCursor", () => {
       7,
     ]);
     expect([c.linkType, c.pktType, c.flags, c.captureId]).toEqual([
-      LinkType.Ethernet,
-      PacketType.Outgoing,
+      LinkType.ethernet,
+      PacketType.outgoing,
       PacketFlag.truncated,
       3,
     ]);
