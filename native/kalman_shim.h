@@ -26,4 +26,31 @@ int kl_tracer_stats(kl_tracer *t, uint64_t *out, int n);
 int kl_tracer_prog_ids(kl_tracer *t, uint32_t *out, int n);
 void kl_tracer_destroy(kl_tracer *t);
 
+/* ---- AF_PACKET capture (packet_capture.c; records in packet_record.h) ---- */
+
+typedef struct kl_capture kl_capture;
+
+/*
+ * Opens a TPACKET_V3 ring on ifname ("" = every interface) inside the network namespace at
+ * netns_path (NULL or "" = this thread's), with filter (tcpdump syntax, "" = none) applied in the
+ * kernel before the socket is bound. The ring is block_count blocks of block_bytes (page multiples);
+ * a block is handed over when full or after retire_ms. On failure returns NULL and a message in err
+ * that starts with the stage: "open:", "filter:", "setns:" or "mmap:".
+ */
+kl_capture *kl_capture_open(const char *netns_path, const char *ifname, uint32_t snaplen, uint32_t block_bytes,
+			    uint32_t block_count, uint32_t retire_ms, const char *filter, uint16_t capture_id,
+			    char *err, int errlen);
+/*
+ * Copies the frames of every handle's retired blocks into buf as struct kl_packet records; stops
+ * when buf is full and resumes there on the next call. Returns bytes written or -errno.
+ */
+int kl_capture_drain(kl_capture **caps, int n, uint8_t *buf, uint32_t cap, uint32_t *out_packets);
+/* Fills out[0..n) with the kl_capture_counter slots; returns how many were written. */
+int kl_capture_stats(kl_capture *c, uint64_t *out, int n);
+/* Name of ifindex in the handle's network namespace. 0 or -errno. */
+int kl_capture_ifname(kl_capture *c, uint32_t ifindex, char *out, int outlen);
+/* "ifindex name\n" lines of a namespace's interfaces; returns bytes written or -errno (message in out). */
+int kl_netns_interfaces(const char *netns_path, char *out, int outlen);
+void kl_capture_close(kl_capture *c);
+
 #endif

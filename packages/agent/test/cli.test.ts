@@ -37,6 +37,7 @@ describe("kalman CLI", () => {
   it.runIf(privileged)("doctor passes every check on this host and loads the tracer", () => {
     const r = kalman("doctor");
     expect(r.stdout).toMatch(/ok\s+socket tracer\s+\d+ programs loaded and attached/);
+    expect(r.stdout).toMatch(/ok\s+AF_PACKET capture\s+TPACKET_V3 ring with a filter opened on lo/);
     expect(r.stdout).toContain("all checks passed");
     expect(r.status).toBe(0);
   });

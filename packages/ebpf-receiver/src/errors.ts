@@ -1,5 +1,16 @@
-/** Stage of the tracer lifecycle where something failed. */
-export type ReceiverStage = "preflight" | "open" | "load" | "configure" | "attach" | "drain" | "close";
+/** Stage of the tracer (or packet capture) lifecycle where something failed. */
+export type ReceiverStage =
+  | "preflight"
+  | "open"
+  | "load"
+  | "configure"
+  | "attach"
+  | "drain"
+  | "close"
+  // packet capture: entering the namespace, compiling/attaching the filter, mapping the ring
+  | "setns"
+  | "filter"
+  | "mmap";
 
 /** Load/attach problems throw this: which stage failed, why, and what to run. */
 export class ReceiverError extends Error {

@@ -3,7 +3,18 @@ export { Limits as TracerLimits } from "./layout.generated.js";
 export { createStderrLogger, type Logger, type LogLevel } from "./logger.js";
 export { nativePaths } from "./native.js";
 export {
+  type CaptureCounters,
+  type CaptureHandle,
+  listInterfaces,
+  PacketCapture,
+  type PacketCaptureOptions,
+  type PacketCaptureStats,
+  type PacketCaptureTarget,
+} from "./packet-capture.js";
+export { LinkType, PacketBatch, PacketCursor, PacketFlag, PacketType } from "./packets.js";
+export {
   checkBtf,
+  checkCapturePrivileges,
   checkPrivileges,
   checkTracefs,
   type PreflightCheck,

@@ -57,3 +57,57 @@ export function loadShim(path = nativePaths().shim): Shim {
   } as Shim;
   return shim;
 }
+
+/** Typed koffi bindings of the AF_PACKET capture half of native/kalman_shim.h. */
+export interface CaptureShim {
+  open(
+    netnsPath: string,
+    ifname: string,
+    snaplen: number,
+    blockBytes: number,
+    blockCount: number,
+    retireMs: number,
+    filter: string,
+    captureId: number,
+    err: Buffer,
+    errLen: number,
+  ): unknown;
+  /** caps: the handles' addresses (koffi.address), read in place by the shim. */
+  drain(caps: BigUint64Array, n: number, buf: Buffer, cap: number, outPackets: Uint32Array): number;
+  stats(c: unknown, out: Buffer, n: number): number;
+  ifname(c: unknown, ifindex: number, out: Buffer, outLen: number): number;
+  netnsInterfaces(netnsPath: string, out: Buffer, outLen: number): number;
+  close(c: unknown): void;
+}
+
+let captureShim: CaptureShim | undefined;
+
+/** Loads the capture functions of libkalman.so once. Throws with the path when it has not been built. */
+export function loadCaptureShim(path = nativePaths().shim): CaptureShim {
+  if (captureShim) return captureShim;
+  if (!existsSync(path)) {
+    throw new Error(`native shim not found at ${path}: run \`pnpm build\` (or ./scripts/setup)`);
+  }
+  const lib = koffi.load(path);
+  const capture = koffi.pointer(koffi.opaque("kl_capture"));
+  captureShim = {
+    open: lib.func("kl_capture_open", capture, [
+      "str",
+      "str",
+      "uint32_t",
+      "uint32_t",
+      "uint32_t",
+      "uint32_t",
+      "str",
+      "uint16_t",
+      "void *",
+      "int",
+    ]),
+    drain: lib.func("kl_capture_drain", "int", ["void *", "int", "void *", "uint32_t", "void *"]),
+    stats: lib.func("kl_capture_stats", "int", [capture, "void *", "int"]),
+    ifname: lib.func("kl_capture_ifname", "int", [capture, "uint32_t", "void *", "int"]),
+    netnsInterfaces: lib.func("kl_netns_interfaces", "int", ["str", "void *", "int"]),
+    close: lib.func("kl_capture_close", "void", [capture]),
+  } as CaptureShim;
+  return captureShim;
+}

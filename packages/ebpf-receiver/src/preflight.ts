@@ -8,6 +8,7 @@ export interface PreflightCheck {
   fix?: string;
 }
 
+const CAP_NET_RAW = 13;
 const CAP_SYS_ADMIN = 21;
 const CAP_PERFMON = 38;
 const CAP_BPF = 39;
@@ -65,4 +66,18 @@ export function checkTracefs(): PreflightCheck {
 /** The checks the receiver runs before loading, in order. */
 export function receiverPreflight(): PreflightCheck[] {
   return [checkPrivileges(), checkBtf(), checkTracefs()];
+}
+
+/** AF_PACKET capture needs CAP_NET_RAW (and CAP_SYS_ADMIN to open it in another network namespace). */
+export function checkCapturePrivileges(): PreflightCheck {
+  const caps = effectiveCaps();
+  const ok = has(caps, CAP_NET_RAW);
+  return {
+    name: "capture privileges",
+    ok,
+    detail: ok
+      ? `uid ${process.getuid?.()} with CAP_NET_RAW${has(caps, CAP_SYS_ADMIN) ? " and CAP_SYS_ADMIN (other netns)" : ""}`
+      : `uid ${process.getuid?.()} lacks CAP_NET_RAW`,
+    fix: ok ? undefined : "run as root (sudo), or grant CAP_NET_RAW (+CAP_SYS_ADMIN for other namespaces)",
+  };
 }
