@@ -108,6 +108,14 @@ export class PacketCursor {
   get captureId(): number {
     return this.view.getUint16(this.offset + PacketRecord.captureId, true);
   }
+  /** One number per (capture handle, interface): the observation point key of the packet path. */
+  get interfaceId(): number {
+    return this.captureId * TWO_32 + this.ifindex;
+  }
+  /** monoNs, under the name the packet path reads (FrameCursor of @kalman/flow-aggregator). */
+  get timeNs(): number {
+    return this.monoNs;
+  }
   /** Offset of the frame's first byte in `buffer`. */
   get dataOffset(): number {
     return this.offset + PacketRecord.sizeof;

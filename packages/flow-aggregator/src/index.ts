@@ -18,7 +18,6 @@ export {
   TcpFlag,
 } from "./packets/decode.js";
 export {
-  type FrameSource,
   PacketAggregator,
   type PacketAggregatorOptions,
   type PacketAggregatorStats,

@@ -237,12 +237,8 @@ describePrivileged("pcap/pcapng files from tcpdump and editcap (tshark and capin
   it("replay through PacketAggregator with per-flow retention: one flow's packets come back as a pcap tshark agrees with", async () => {
     const source = join(dir, "lo-ns.pcapng");
     const retention = new PacketRetention({ maxPacketsPerFlow: 1000, maxBytesPerPacket: 128 });
-    let reader: CaptureFileReader | undefined;
-    const agg = new PacketAggregator({ l7: false, onPacket: (flow) => retention.addFrame(flow.id, reader!) });
-    const result = readCaptureFile(source, (r) => {
-      reader = r;
-      agg.ingest(r);
-    });
+    const agg = new PacketAggregator({ l7: false, onPacket: (flow, _p, frame) => retention.addFrame(flow.id, frame) });
+    const result = readCaptureFile(source, (r) => agg.ingest(r));
     agg.flush();
     const records = agg.takeFlowRecords();
     const flowIds = [...new Set(records.map((r) => r.flowId))];

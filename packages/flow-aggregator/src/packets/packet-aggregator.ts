@@ -2,25 +2,9 @@ import { L7Aggregator, type L7AggregatorOptions } from "../aggregator.js";
 import { addresses, type Flow, FlowTable, type FlowTableOptions } from "../flows/flow-table.js";
 import type { FlowRecord, FlowTableStats } from "../flows/types.js";
 import type { PayloadView } from "../payload.js";
+import type { FrameCursor } from "../pcap/frame.js";
 import type { RequestRecord } from "../types.js";
 import { type DecodeCounters, DecodedPacket, DecodeStatus, PacketDecoder, TcpFlag } from "./decode.js";
-
-/**
- * The frame fields the packet path reads: a cursor re-pointed at each frame (a pcap file reader
- * and the live AF_PACKET capture both provide this shape).
- */
-export interface FrameSource {
-  next(): boolean;
-  readonly buffer: Uint8Array;
-  readonly dataOffset: number;
-  readonly capLen: number;
-  readonly wireLen: number;
-  readonly linkType: number;
-  /** Observation point key: one per interface (and capture). */
-  readonly interfaceId: number;
-  /** Capture time in ns on the caller's clock (monotone within a source). */
-  readonly timeNs: number;
-}
 
 export interface PacketAggregatorOptions {
   flows?: FlowTableOptions;
@@ -29,7 +13,7 @@ export interface PacketAggregatorOptions {
   /** UDP ports carrying VXLAN (default 4789, 8472). */
   vxlanPorts?: number[];
   /** Told about every decoded packet with its flow (packet retention, header timelines). */
-  onPacket?: (flow: Flow, packet: DecodedPacket, frames: FrameSource) => void;
+  onPacket?: (flow: Flow, packet: DecodedPacket, frames: FrameCursor) => void;
 }
 
 export interface PacketAggregatorStats {
@@ -64,7 +48,7 @@ export class PacketAggregator {
   }
 
   /** Consumes every frame of a source (a batch or a whole file). */
-  ingest(frames: FrameSource): void {
+  ingest(frames: FrameCursor): void {
     const p = this.packet;
     const decoder = this.decoder;
     const table = this.flows;

@@ -16,7 +16,10 @@ export interface FrameCursor {
   readonly wireLen: number;
   /** pcap LINKTYPE: 1 Ethernet, 113 Linux SLL, 276 Linux SLL2, 101 raw IP, 0 BSD loopback, ... */
   readonly linkType: number;
-  /** pcapng interface index within its section (0 for classic pcap). */
+  /**
+   * The observation point: pcapng interface index within its section (0 for classic pcap); for live
+   * capture, one number per (capture handle, interface).
+   */
   readonly interfaceId: number;
   /** Capture time: seconds since the epoch. */
   readonly realSec: number;

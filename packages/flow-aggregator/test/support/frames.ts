@@ -1,5 +1,5 @@
 // Frames built by hand for unit tests of the packet path's pure logic (decoder, flow table).
-import type { FrameSource } from "../../src/packets/packet-aggregator.js";
+import type { FrameCursor } from "../../src/pcap/frame.js";
 
 export interface SegmentSpec {
   src: string;
@@ -137,8 +137,8 @@ export interface TimedFrame {
   wireLen?: number;
 }
 
-/** An in-memory FrameSource over frames (one batch). */
-export function frames(list: TimedFrame[]): FrameSource {
+/** An in-memory FrameCursor over frames (one batch). */
+export function frames(list: TimedFrame[]): FrameCursor {
   let i = -1;
   let cur: TimedFrame | undefined;
   return {
@@ -167,6 +167,12 @@ export function frames(list: TimedFrame[]): FrameSource {
     },
     get timeNs() {
       return (cur as TimedFrame).ns;
+    },
+    get realSec() {
+      return 1_700_000_000 + Math.floor((cur as TimedFrame).ns / 1e9);
+    },
+    get realNsec() {
+      return (cur as TimedFrame).ns % 1e9;
     },
   };
 }
