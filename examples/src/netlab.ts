@@ -20,6 +20,12 @@ export interface NetLab {
   exec(ns: string, cmd: string[], input?: string): string;
   /** Starts a long-running command inside a namespace; stopped (by pid) on destroy(). */
   spawn(ns: string, cmd: string[]): ChildProcess;
+  /** spawn(), then waits until its stdout or stderr matches `ready` (e.g. /ready/, tcpdump's /listening on/). */
+  start(ns: string, cmd: string[], ready: RegExp, timeoutMs?: number): Promise<ChildProcess>;
+  /** Runs a command inside a namespace to its end (async); resolves with stdout, rejects on a non-zero exit. */
+  run(ns: string, cmd: string[]): Promise<string>;
+  /** Stops one started child (SIGINT lets tcpdump flush) and waits for its exit. */
+  stop(child: ChildProcess, signal?: NodeJS.Signals): Promise<void>;
   /** Stops what it started, removes iptables rules it added, deletes the namespaces. */
   destroy(): Promise<void>;
 }
@@ -61,14 +67,53 @@ export async function createNetLab(options: NetLabOptions = {}): Promise<NetLab>
       children.push(child);
       return child;
     },
+    async start(where, cmd, ready, timeoutMs = 10_000) {
+      const child = lab.spawn(where, cmd);
+      let seen = "";
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`${cmd.join(" ")}: not ready after ${timeoutMs} ms: ${seen}`)),
+          timeoutMs,
+        );
+        const check = (d: Buffer) => {
+          seen += d.toString();
+          if (ready.test(seen)) {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+        child.stdout?.on("data", check);
+        child.stderr?.on("data", check);
+        child.once("exit", (code) => {
+          clearTimeout(timer);
+          reject(new Error(`${cmd.join(" ")} exited with ${code}: ${seen}`));
+        });
+      });
+      return child;
+    },
+    async run(where, cmd) {
+      const child = lab.spawn(where, cmd);
+      let out = "";
+      let errText = "";
+      child.stdout?.on("data", (d: Buffer) => {
+        out += d.toString();
+      });
+      child.stderr?.on("data", (d: Buffer) => {
+        errText += d.toString();
+      });
+      const [code] = (await once(child, "exit")) as [number | null];
+      if (code !== 0) throw new Error(`${cmd.join(" ")} exited with ${code}: ${errText.slice(-400)}`);
+      return out;
+    },
+    async stop(child, signal = "SIGTERM") {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = once(child, "exit");
+      child.kill(signal);
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    },
     async destroy() {
-      for (const c of children.reverse()) {
-        if (c.exitCode !== null || c.signalCode !== null) continue;
-        const exited = once(c, "exit");
-        c.kill("SIGTERM");
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
-        if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-      }
+      for (const c of children.reverse()) await lab.stop(c);
       for (const name of [ns.a, ns.b, ns.bridge]) {
         if (!name) continue;
         try {

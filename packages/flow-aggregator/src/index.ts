@@ -17,6 +17,7 @@ export {
   PacketDecoder,
   TcpFlag,
 } from "./packets/decode.js";
+export { captureObservations } from "./packets/live.js";
 export {
   PacketAggregator,
   type PacketAggregatorOptions,

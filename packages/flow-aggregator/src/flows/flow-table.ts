@@ -57,11 +57,12 @@ enum C {
 enum S {
   nextSeq = 31,
   highTs = 33,
-  holeStart = 35,
-  holeEnd = 37,
+  lastAck = 35,
+  dupAcks = 37,
   pendingTs = 39,
   pendingEnd = 41,
-  end = 43,
+  lastWindow = 43,
+  end = 45,
 }
 
 const NS_PER_MS = 1e6;
@@ -127,6 +128,8 @@ export class Flow {
 
   constructor(readonly id: number) {
     this.c.fill(-1, C.size);
+    this.c[S.dupAcks] = 0;
+    this.c[S.dupAcks + 1] = 0;
   }
 }
 
@@ -260,11 +263,12 @@ export class FlowTable {
     if (syn && !ack) {
       add(c, C.syn + d, 1);
       if (f.synTs < 0 && f.state === TcpState.none) {
-        f.synTs = ns;
         f.state = TcpState.synSent;
         f.clientSide = d;
         f.fromHandshake = true;
       }
+      // a retried SYN: the handshake RTT counts from the SYN that got answered (as tshark's initial_rtt)
+      if (f.state === TcpState.synSent && d === f.clientSide) f.synTs = ns;
     } else if (syn && ack) {
       add(c, C.synAck + d, 1);
       if (f.synAckTs < 0) {
@@ -295,9 +299,10 @@ export class FlowTable {
     }
     if (p.window === 0 && !syn && !fin && !rst) add(c, C.zeroWindow + d, 1);
 
-    // sequence analysis (tshark-like): retransmission, out-of-order, lost segments, keep-alives
+    // sequence analysis, after tshark's: retransmission, out-of-order, lost segments, keep-alives
     const segLen = len + (syn ? 1 : 0) + (fin ? 1 : 0);
     const seq = p.seq;
+    const o = 1 - d;
     if (segLen > 0 && !rst) {
       const next = s[S.nextSeq + d] as number;
       const end = (seq + segLen) >>> 0;
@@ -307,37 +312,36 @@ export class FlowTable {
       } else {
         const diff = seqDiff(seq, next);
         if (diff >= 0) {
-          if (diff > 0) {
-            add(c, C.lost + d, 1);
-            s[S.holeStart + d] = next;
-            s[S.holeEnd + d] = seq;
-          }
+          if (diff > 0) add(c, C.lost + d, 1); // a segment the observation point never saw
           s[S.nextSeq + d] = end;
           s[S.highTs + d] = ns;
         } else if (len <= 1 && !syn && !fin && seqDiff(seq, next - 1) === 0) {
           // keep-alive: one byte (or none) just below the next expected seq
         } else {
-          const hs = s[S.holeStart + d] as number;
-          const he = s[S.holeEnd + d] as number;
-          const rtt = f.rttServerNs >= 0 && f.rttClientNs >= 0 ? f.rttServerNs + f.rttClientNs : DEFAULT_OOO_NS;
-          if (hs >= 0 && seqDiff(seq, hs) >= 0 && seqDiff(end, he) <= 0 && ns - (s[S.highTs + d] as number) < rtt) {
-            add(c, C.outOfOrder + d, 1);
-            if (seqDiff(seq, hs) === 0) s[S.holeStart + d] = end;
-            if (seqDiff(end, he) === 0) s[S.holeEnd + d] = seq;
-            if (seqDiff(s[S.holeStart + d] as number, s[S.holeEnd + d] as number) >= 0) {
-              s[S.holeStart + d] = -1;
-              s[S.holeEnd + d] = -1;
-            }
-          } else {
-            add(c, C.retrans + d, 1);
+          const fast = (s[S.dupAcks + o] as number) >= 2 && s[S.lastAck + o] === seq;
+          const ooo = f.rttServerNs >= 0 && f.rttClientNs >= 0 ? f.rttServerNs + f.rttClientNs : DEFAULT_OOO_NS;
+          if (!fast && ns - (s[S.highTs + d] as number) < ooo && end !== next) add(c, C.outOfOrder + d, 1);
+          else add(c, C.retrans + d, 1);
+          if (seqDiff(end, next) > 0) {
+            s[S.nextSeq + d] = end;
+            s[S.highTs + d] = ns;
           }
-          if (seqDiff(end, next) > 0) s[S.nextSeq + d] = end;
         }
       }
     }
+    // duplicate ACKs (for fast retransmissions of the other side)
+    if (ack && segLen === 0 && !rst) {
+      if (s[S.lastAck + d] === p.ack && s[S.lastWindow + d] === p.window) add(c, S.dupAcks + d, 1);
+      else s[S.dupAcks + d] = 0;
+    } else if (segLen > 0) {
+      s[S.dupAcks + d] = 0;
+    }
+    if (ack) {
+      s[S.lastAck + d] = p.ack;
+      s[S.lastWindow + d] = p.window;
+    }
 
     // srt: data from one side, then a pure ACK from the other covering it
-    const o = 1 - d;
     if (len > 0) {
       if ((s[S.pendingTs + d] as number) < 0) s[S.pendingTs + d] = ns;
       s[S.pendingEnd + d] = (seq + len) >>> 0;
