@@ -6,6 +6,7 @@ import {
   type DataPoint,
   type Histogram,
   MeterProvider,
+  type MetricProducer,
   MetricReader,
   type MetricReaderOptions,
   type ResourceMetrics,
@@ -172,17 +173,18 @@ function round(v: number): number {
 }
 
 function recorderWith(encoding: "ids" | "strings", options: MetricsRecorderOptions) {
-  let recorder: MetricsRecorder | undefined;
-  const reader = new TestReader({
-    metricProducers: [
-      {
-        collect: (o) =>
-          (recorder?.metricProducer() as NonNullable<ReturnType<MetricsRecorder["metricProducer"]>>).collect(o),
-      },
-    ].filter(() => encoding === "ids"),
-  });
+  const holder: { recorder?: MetricsRecorder } = {};
+  const producer: MetricProducer = {
+    collect: (o) => {
+      const p = holder.recorder?.metricProducer();
+      if (!p) throw new Error("no producer");
+      return p.collect(o);
+    },
+  };
+  const reader = new TestReader({ metricProducers: encoding === "ids" ? [producer] : [] });
   const provider = new MeterProvider({ readers: [reader] });
-  recorder = new MetricsRecorder(provider, { ...options, encoding, logger: { warn() {}, info() {} } });
+  const recorder = new MetricsRecorder(provider, { ...options, encoding, logger: { warn() {}, info() {} } });
+  holder.recorder = recorder;
   return { recorder, reader };
 }
 
