@@ -160,7 +160,7 @@ function normalize(rm: ResourceMetrics): Normalized[] {
         name: m.descriptor.name,
         unit: m.descriptor.unit,
         description: m.descriptor.description,
-        type: `${m.dataPointType}/${m.descriptor.type}/${m.aggregationTemporality}`,
+        type: `${m.dataPointType}/${m.descriptor.valueType}/${m.aggregationTemporality}`,
         points,
       });
     }

@@ -25,13 +25,13 @@ import {
   type GraphInstrument,
   type MeasurementStore,
 } from "./store.js";
-import { type EndpointTemplater, OVERFLOW_ENDPOINT } from "./templating.js";
+import type { EndpointTemplater } from "./templating.js";
 
 /** Keys whose values are numbers (the rest are strings). */
 const INT_KEYS = new Set<number>([K.httpStatus, K.serverPort, K.grpcStatus]);
 const GRAPH_KEYS = ["client", "server", "connection_type"] as const;
-/** Raw endpoints remembered per service before the cache starts over (templating is the costly part). */
-const ENDPOINT_CACHE = 4096;
+/** Raw endpoints remembered (-> template) before the cache starts over (templating is the costly part). */
+const ENDPOINT_CACHE = 65_536;
 const ABSENT = -1;
 
 export interface EncodedStoreOptions {
@@ -131,7 +131,7 @@ export class EncodedStore implements MeasurementStore, AttributeWriter {
   private slots: Int8Array = new Int8Array(ATTRIBUTE_KEYS.length);
   private readonly numbers: number[] = [];
   private readonly numberIds = new Map<number, number>();
-  private readonly endpointCache = new Map<string, Map<string, string>>();
+  private readonly endpointCache = new Map<string, string>();
 
   constructor(options: EncodedStoreOptions) {
     this.dictionary = new TagDictionary(options.maxTags);
@@ -197,22 +197,16 @@ export class EncodedStore implements MeasurementStore, AttributeWriter {
     const templater = options.templater;
     const cache = this.endpointCache;
     this.endpoints = {
-      // the same answers as the templater (its sets only grow), remembered per raw endpoint
+      // templating a path does not depend on the service: remembered per raw endpoint; the
+      // per-service cap is still checked on every call
       template(service: string, endpoint: string): string {
-        let byEndpoint = cache.get(service);
-        if (byEndpoint === undefined) {
-          if (cache.size >= 1024) cache.clear();
-          byEndpoint = new Map();
-          cache.set(service, byEndpoint);
+        let t = cache.get(endpoint);
+        if (t === undefined) {
+          t = templater.templateOf(endpoint);
+          if (cache.size >= ENDPOINT_CACHE) cache.clear();
+          cache.set(endpoint, t);
         }
-        const hit = byEndpoint.get(endpoint);
-        if (hit !== undefined) return hit;
-        const t = templater.template(service, endpoint);
-        if (t !== OVERFLOW_ENDPOINT) {
-          if (byEndpoint.size >= ENDPOINT_CACHE) byEndpoint.clear();
-          byEndpoint.set(endpoint, t);
-        }
-        return t;
+        return templater.admit(service, t);
       },
       overflow() {},
     };
