@@ -53,6 +53,11 @@ export interface MetricsPipelineConfig extends MetricsRecorderOptions {
    * default 127.0.0.1:9464).
    */
   prometheus?: PrometheusOptions | false;
+  /**
+   * Resource attributes of an observed service (process, container, K8s tags: the agent's
+   * ServiceResolver.attributesOfService), added to that service's resource on OTLP export.
+   */
+  serviceResourceAttributes?: (service: string) => Attributes | undefined;
   /** Attributes on every resource (default: the agent's OTEL_RESOURCE_ATTRIBUTES). */
   resourceAttributes?: Attributes;
   /** host.name on every resource (default os.hostname(); null leaves it out). */
@@ -118,7 +123,7 @@ export function createMetricsPipeline(config: MetricsPipelineConfig = {}): Metri
     const otlp = buildOtlpExporter(config, env);
     kind = otlp.kind;
     target = otlp.target;
-    exporter = new ServiceResourceExporter(otlp.exporter, logger, target);
+    exporter = new ServiceResourceExporter(otlp.exporter, logger, target, 1024, config.serviceResourceAttributes);
     const interval = positive(config.exportIntervalMillis) ?? positive(num(env.OTEL_METRIC_EXPORT_INTERVAL)) ?? 10_000;
     const timeout = Math.min(positive(num(env.OTEL_METRIC_EXPORT_TIMEOUT)) ?? 30_000, interval);
     const otlpExporter = exporter;

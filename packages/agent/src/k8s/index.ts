@@ -1,0 +1,10 @@
+export { fromKubeconfig, type K8sConnection, k8sConnection, parseSimpleYaml } from "./kubeconfig.js";
+export {
+  containerIdOf,
+  type PodInfo,
+  PodWatcher,
+  type PodWatcherOptions,
+  type PodWatcherStats,
+  podEnrichment,
+  workloadOf,
+} from "./pods.js";
