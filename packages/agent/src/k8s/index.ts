@@ -8,3 +8,4 @@ export {
   podEnrichment,
   workloadOf,
 } from "./pods.js";
+export { startPodWatcher } from "./start.js";
