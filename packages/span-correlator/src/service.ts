@@ -151,7 +151,8 @@ export class ServiceResolver {
       const env = readFileSync(`${proc}/environ`, "latin1").split("\0");
       for (const kv of env) {
         if (kv.startsWith("OTEL_SERVICE_NAME=")) serviceName = kv.slice(18).trim() || undefined;
-        else if (kv.startsWith("OTEL_RESOURCE_ATTRIBUTES=")) Object.assign(attributes, parseResourceAttributes(kv.slice(25)));
+        else if (kv.startsWith("OTEL_RESOURCE_ATTRIBUTES="))
+          Object.assign(attributes, parseResourceAttributes(kv.slice(25)));
       }
     } catch {
       // no access or gone

@@ -48,14 +48,19 @@ export function k8sConnection(
     const h = host.includes(":") ? `[${host}]` : host;
     return { server: `https://${h}:${port}`, token, ca, source: "in-cluster service account" };
   }
-  const path = options.kubeconfig ?? env.KUBECONFIG?.split(":")[0] ?? (options.tryHome ? join(homedir(), ".kube", "config") : undefined);
+  const path =
+    options.kubeconfig ??
+    env.KUBECONFIG?.split(":")[0] ??
+    (options.tryHome ? join(homedir(), ".kube", "config") : undefined);
   if (!path) return undefined;
   let text: string;
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
     if (!options.kubeconfig && !env.KUBECONFIG) return undefined;
-    throw new Error(`k8s: kubeconfig ${path} cannot be read (${(err as Error).message}); set KUBECONFIG to a readable file`);
+    throw new Error(
+      `k8s: kubeconfig ${path} cannot be read (${(err as Error).message}); set KUBECONFIG to a readable file`,
+    );
   }
   return fromKubeconfig(text, path);
 }
@@ -68,7 +73,8 @@ export function fromKubeconfig(text: string, path = "kubeconfig"): K8sConnection
   const named = (list: unknown, name: unknown, what: string): Node => {
     const item = (Array.isArray(list) ? list : []).find((x) => (x as Node)?.name === name) as Node | undefined;
     const inner = item?.[what] as Node | undefined;
-    if (!inner) throw new Error(`k8s: ${path}: no ${what} named "${String(name)}"; fix current-context or the ${what}s list`);
+    if (!inner)
+      throw new Error(`k8s: ${path}: no ${what} named "${String(name)}"; fix current-context or the ${what}s list`);
     return inner;
   };
   const contexts = Array.isArray(doc.contexts) ? (doc.contexts as Node[]) : [];
@@ -79,7 +85,9 @@ export function fromKubeconfig(text: string, path = "kubeconfig"): K8sConnection
   const server = String(cluster.server ?? "");
   if (!/^https?:\/\//.test(server)) throw new Error(`k8s: ${path}: cluster.server "${server}" is not an http(s) URL`);
   if (user.exec || user["auth-provider"])
-    throw new Error(`k8s: ${path}: exec / auth-provider users are not supported; use a token or client certificate user`);
+    throw new Error(
+      `k8s: ${path}: exec / auth-provider users are not supported; use a token or client certificate user`,
+    );
   const data = (k: string, file: string, from: Node): Buffer | undefined => {
     if (typeof from[k] === "string") return Buffer.from(from[k] as string, "base64");
     if (typeof from[file] === "string") return readFileSync(from[file] as string);
@@ -93,7 +101,8 @@ export function fromKubeconfig(text: string, path = "kubeconfig"): K8sConnection
     ca: data("certificate-authority-data", "certificate-authority", cluster),
     cert: data("client-certificate-data", "client-certificate", user),
     key: data("client-key-data", "client-key", user),
-    insecureSkipTlsVerify: cluster["insecure-skip-tls-verify"] === true || cluster["insecure-skip-tls-verify"] === "true",
+    insecureSkipTlsVerify:
+      cluster["insecure-skip-tls-verify"] === true || cluster["insecure-skip-tls-verify"] === "true",
     source: path,
   };
 }
@@ -124,7 +133,11 @@ export function parseSimpleYaml(text: string): unknown {
     if (first === undefined) return null;
     if (first.trimStart().startsWith("- ") || first.trim() === "-") {
       const list: unknown[] = [];
-      while (i < lines.length && indentOf(lines[i] as string) === indent && (lines[i] as string).trimStart().startsWith("-")) {
+      while (
+        i < lines.length &&
+        indentOf(lines[i] as string) === indent &&
+        (lines[i] as string).trimStart().startsWith("-")
+      ) {
         const line = lines[i] as string;
         const rest = line.trimStart().slice(1);
         // "- key: value" opens a map whose keys sit at the item's indent + 2
@@ -156,7 +169,10 @@ export function parseSimpleYaml(text: string): unknown {
       if (value !== "") map[key] = scalar(value);
       else {
         const next = lines[i];
-        if (next !== undefined && (indentOf(next) > indent || (indentOf(next) === indent && next.trimStart().startsWith("-"))))
+        if (
+          next !== undefined &&
+          (indentOf(next) > indent || (indentOf(next) === indent && next.trimStart().startsWith("-")))
+        )
           map[key] = block(indentOf(next));
         else map[key] = null;
       }

@@ -297,7 +297,10 @@ export class PodWatcher {
     this.counts.errors++;
     const msg = err instanceof Error ? err.message : String(err);
     if (msg !== this.lastError)
-      this.options.logger?.warn("k8s: pod list/watch failed; retrying", { server: this.options.connection.server, error: msg });
+      this.options.logger?.warn("k8s: pod list/watch failed; retrying", {
+        server: this.options.connection.server,
+        error: msg,
+      });
     this.lastError = msg;
   }
 
