@@ -219,7 +219,7 @@ const scope = `${cgroupDir}/cri-containerd-${CHECKOUT_CONTAINER}.scope`;
 
 // WIP (not yet passing): the agent attaches and lists the pods, but the test stalls after driving
 // requests (see the branch report); skipped until fixed so CI stays meaningful.
-describe.skip.runIf(privileged && existsSync("/sys/fs/cgroup/pids"))("tags on real spans and metrics", () => {
+describe.skip("tags on real spans and metrics", () => {
   it("a python3 server in a pod's container cgroup: process, custom and K8s tags on its span and metric resources", async () => {
     const dir = mkdtempSync(join(tmpdir(), "kalman-k8s-"));
     const children: ChildProcess[] = [];
