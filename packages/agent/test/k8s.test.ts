@@ -213,7 +213,6 @@ describe("PodWatcher against a local API server", () => {
   });
 });
 
-const privileged = process.env.KALMAN_SKIP_PRIVILEGED !== "1";
 const cgroupDir = `/sys/fs/cgroup/pids/kalman-k8s-test-${process.pid}`;
 const scope = `${cgroupDir}/cri-containerd-${CHECKOUT_CONTAINER}.scope`;
 
