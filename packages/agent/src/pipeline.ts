@@ -1,6 +1,13 @@
 import { SocketTracer, type SocketTracerOptions } from "@kalman/ebpf-receiver";
 import { L7Aggregator, type L7AggregatorOptions, type RequestRecord } from "@kalman/flow-aggregator";
-import { MonotonicClock, recordToSpan, ServiceResolver, type Span, SpanCorrelator } from "@kalman/span-correlator";
+import {
+  type Enricher,
+  MonotonicClock,
+  recordToSpan,
+  ServiceResolver,
+  type Span,
+  SpanCorrelator,
+} from "@kalman/span-correlator";
 import { ServiceDirectory } from "./service-directory.js";
 
 export interface PipelineOptions {
@@ -10,6 +17,8 @@ export interface PipelineOptions {
   aggregator?: Omit<L7AggregatorOptions, "listener">;
   onRecords?: (records: RequestRecord[]) => void;
   onSpans?: (spans: Span[]) => void;
+  /** Extra process tags (K8s pod, workload, labels) on every service resource. */
+  enrichers?: Enricher[];
 }
 
 /**
@@ -21,13 +30,16 @@ export class Pipeline {
   readonly aggregator: L7Aggregator;
   readonly correlator = new SpanCorrelator();
   private readonly clock = new MonotonicClock();
-  private readonly services = new ServiceResolver();
-  private readonly directory = new ServiceDirectory(this.services);
+  /** Names and tags observed processes (process, container, K8s): spans, logs and metrics share it. */
+  readonly services: ServiceResolver;
+  private readonly directory: ServiceDirectory;
   private held: RequestRecord[] = [];
   private lastTick = Date.now();
   events = 0;
 
   constructor(private readonly opts: PipelineOptions) {
+    this.services = new ServiceResolver({ enrichers: opts.enrichers });
+    this.directory = new ServiceDirectory(this.services);
     // the aggregator validates its options before anything is attached
     this.aggregator = new L7Aggregator({ ...opts.aggregator, listener: this.correlator });
     this.tracer = SocketTracer.open(opts.tracer);

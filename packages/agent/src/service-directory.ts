@@ -1,13 +1,19 @@
 import type { RequestRecord } from "@kalman/flow-aggregator";
 import type { ServiceResolver } from "@kalman/span-correlator";
 
+/** Distinct addresses numbered; past it the directory starts over (keys stay small integers). */
+const MAX_ADDRESSES = 32_767;
+
 /**
  * Names both ends of a request for the service graph: an end is named only when Kalman observed that
  * end's own process (its server address:port, or the client's connection address:port). Bounded.
+ * Endpoints are keyed by numbers (address id x 65536 + port), not by built strings: this runs for
+ * every record.
  */
 export class ServiceDirectory {
-  private readonly byServerEndpoint = new Map<string, string>();
-  private readonly byClientEndpoint = new Map<string, string>();
+  private readonly byServerEndpoint = new Map<number, string>();
+  private readonly byClientEndpoint = new Map<number, string>();
+  private readonly addressIds = new Map<string, number>();
 
   constructor(
     private readonly services: ServiceResolver,
@@ -17,24 +23,44 @@ export class ServiceDirectory {
   /** Learns which process sits at each observed end. Call before serviceOf() for the same records. */
   learn(records: readonly RequestRecord[]): void {
     for (const r of records) {
-      const name = this.services.resolve(r.pid, r.comm).serviceName;
-      if (r.observationPoint === "server")
-        remember(this.byServerEndpoint, `${r.serverAddr}:${r.serverPort}`, name, this.maxEntries);
-      else if (r.observationPoint === "client")
-        remember(this.byClientEndpoint, `${r.clientAddr}:${r.clientPort}`, name, this.maxEntries);
+      if (r.observationPoint === "server") {
+        const name = this.services.resolve(r.pid, r.comm).serviceName;
+        remember(this.byServerEndpoint, this.endpointKey(r.serverAddr, r.serverPort), name, this.maxEntries);
+      } else if (r.observationPoint === "client") {
+        const name = this.services.resolve(r.pid, r.comm).serviceName;
+        remember(this.byClientEndpoint, this.endpointKey(r.clientAddr, r.clientPort), name, this.maxEntries);
+      }
     }
   }
 
   /** The service names of a record's two ends, where known. */
-  readonly serviceOf = (r: RequestRecord): { client?: string; server?: string } => ({
-    client: this.byClientEndpoint.get(`${r.clientAddr}:${r.clientPort}`),
-    server: this.byServerEndpoint.get(`${r.serverAddr}:${r.serverPort}`),
-  });
+  readonly serviceOf = (r: RequestRecord): { client?: string; server?: string } => {
+    const c = this.addressIds.get(r.clientAddr);
+    const s = this.addressIds.get(r.serverAddr);
+    return {
+      client: c === undefined ? undefined : this.byClientEndpoint.get(c * 65536 + r.clientPort),
+      server: s === undefined ? undefined : this.byServerEndpoint.get(s * 65536 + r.serverPort),
+    };
+  };
+
+  private endpointKey(addr: string, port: number): number {
+    let id = this.addressIds.get(addr);
+    if (id === undefined) {
+      if (this.addressIds.size >= MAX_ADDRESSES) {
+        this.addressIds.clear();
+        this.byServerEndpoint.clear();
+        this.byClientEndpoint.clear();
+      }
+      id = this.addressIds.size;
+      this.addressIds.set(addr, id);
+    }
+    return id * 65536 + (port & 0xffff);
+  }
 }
 
-function remember(map: Map<string, string>, key: string, value: string, max: number): void {
+function remember(map: Map<number, string>, key: number, value: string, max: number): void {
   if (map.get(key) === value) return;
   map.delete(key);
   map.set(key, value);
-  if (map.size > max) map.delete(map.keys().next().value as string);
+  if (map.size > max) map.delete(map.keys().next().value as number);
 }

@@ -10,6 +10,7 @@ import {
   type MetricsPipeline,
   type SpanSink,
 } from "@kalman/otlp-bridge";
+import { startPodWatcher } from "../k8s/index.js";
 import { Pipeline } from "../pipeline.js";
 
 export interface RunOptions {
@@ -68,14 +69,26 @@ export async function runAgent(opts: RunOptions): Promise<number> {
   let spans: SpanSink | undefined;
   let metrics: MetricsPipeline | undefined;
   let logs: LogSink | undefined;
+  let pods: Awaited<ReturnType<typeof startPodWatcher>>;
   try {
+    // K8s tags (pod, namespace, workload, labels) when in a cluster or KUBECONFIG is set
+    pods = await startPodWatcher(process.env, {
+      warn: (m, f) => err.write(`kalman run: ${m} ${JSON.stringify(f ?? {})}\n`),
+      info: () => undefined,
+    });
+    const podWatcher = pods;
+    let services: Pipeline["services"] | undefined;
     spans = createSpanSink({ dir: opts.dataDir ?? "kalman-data" });
-    // request records also go out as OTLP logs (trace-linked), or to kalman-data/logs.jsonl
-    logs = createLogSink({ dir: opts.dataDir ?? "kalman-data" });
+    // request records also go out as OTLP logs (trace-linked), or to kalman-data/logs.jsonl, with the spans' tags
+    logs = createLogSink({
+      dir: opts.dataDir ?? "kalman-data",
+      serviceOf: (r) => (services as Pipeline["services"]).resolve(r.pid, r.comm),
+    });
     const logSink = logs;
     const spanSink = spans;
     metrics = createMetricsPipeline({
       prometheus: opts.prometheusPort === undefined ? false : { port: opts.prometheusPort },
+      serviceResourceAttributes: (service) => services?.attributesOfService(service),
     });
     const metricsPipeline = metrics;
     pipeline = new Pipeline({
@@ -87,9 +100,12 @@ export async function runAgent(opts: RunOptions): Promise<number> {
       },
       onSpans: (ss) => spanSink.add(ss),
       onRecordsWithServices: (rs, serviceOf) => metricsPipeline.record(rs, serviceOf),
+      enrichers: podWatcher ? [podWatcher.enricher()] : undefined,
     });
+    services = pipeline.services;
   } catch (e) {
     sink.end();
+    pods?.stop();
     await spans?.shutdown();
     await metrics?.shutdown();
     await logs?.shutdown();
@@ -109,7 +125,8 @@ export async function runAgent(opts: RunOptions): Promise<number> {
   err.write(
     `kalman run: ${tracer.programIds().length} eBPF programs attached (${filters.join("; ") || "all processes"}); ` +
       `request records → ${file}${opts.raw ? " (raw: secrets NOT redacted)" : ""}; traces → ${spans.kind} ${spans.target}; logs → ${logs.kind} ${logs.target}; ` +
-      `metrics → ${metrics.kind} ${metrics.target}${metrics.prometheusUrl ? `, Prometheus ${metrics.prometheusUrl}` : ""}\n`,
+      `metrics → ${metrics.kind} ${metrics.target}${metrics.prometheusUrl ? `, Prometheus ${metrics.prometheusUrl}` : ""}` +
+      `${pods ? `; K8s pods → ${pods.stats().pods} on this node` : ""}\n`,
   );
 
   let stopping = false;
@@ -151,6 +168,7 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     const s = tracer.stats();
     pipeline.close();
     const a = pipeline.aggregator.stats();
+    pods?.stop();
     await spans.shutdown();
     await metrics.shutdown();
     await logs.shutdown();

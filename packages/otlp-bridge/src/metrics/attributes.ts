@@ -129,6 +129,157 @@ export function peerClientName(r: RequestRecord): string {
 }
 
 /**
+ * Attribute keys of the metrics, by index: the encoded recorder keys its series by these indices
+ * and dictionary ids; the string recorder turns them back into names.
+ */
+export const ATTRIBUTE_KEYS = [
+  "service.name",
+  "http.request.method",
+  "http.route",
+  "url.template",
+  "http.response.status_code",
+  "error.type",
+  "server.address",
+  "server.port",
+  "network.protocol.version",
+  "rpc.system",
+  "rpc.service",
+  "rpc.method",
+  "rpc.grpc.status_code",
+  "db.system.name",
+  "db.operation.name",
+  "db.collection.name",
+  "db.namespace",
+  "db.response.status_code",
+  "messaging.system",
+  "messaging.operation.name",
+  "messaging.operation.type",
+  "messaging.destination.name",
+  "messaging.destination.template",
+  "dns.question.name",
+] as const;
+
+/** Index of each key in ATTRIBUTE_KEYS. */
+export const K = {
+  serviceName: 0,
+  httpMethod: 1,
+  httpRoute: 2,
+  urlTemplate: 3,
+  httpStatus: 4,
+  errorType: 5,
+  serverAddress: 6,
+  serverPort: 7,
+  protocolVersion: 8,
+  rpcSystem: 9,
+  rpcService: 10,
+  rpcMethod: 11,
+  grpcStatus: 12,
+  dbSystem: 13,
+  dbOperation: 14,
+  dbCollection: 15,
+  dbNamespace: 16,
+  dbStatus: 17,
+  msgSystem: 18,
+  msgOperation: 19,
+  msgOperationType: 20,
+  msgDestination: 21,
+  msgDestinationTemplate: 22,
+  dnsQuestion: 23,
+} as const;
+
+/** The keys each RED metric can carry, in the order they are written. */
+export const RED_SCHEMA: Record<RedMetricKey, readonly number[]> = {
+  httpServer: [
+    K.serviceName,
+    K.httpMethod,
+    K.httpRoute,
+    K.httpStatus,
+    K.errorType,
+    K.serverAddress,
+    K.serverPort,
+    K.protocolVersion,
+  ],
+  httpClient: [
+    K.serviceName,
+    K.httpMethod,
+    K.urlTemplate,
+    K.httpStatus,
+    K.errorType,
+    K.serverAddress,
+    K.serverPort,
+    K.protocolVersion,
+  ],
+  rpcServer: [
+    K.serviceName,
+    K.rpcSystem,
+    K.rpcService,
+    K.rpcMethod,
+    K.grpcStatus,
+    K.errorType,
+    K.serverAddress,
+    K.serverPort,
+  ],
+  rpcClient: [
+    K.serviceName,
+    K.rpcSystem,
+    K.rpcService,
+    K.rpcMethod,
+    K.grpcStatus,
+    K.errorType,
+    K.serverAddress,
+    K.serverPort,
+  ],
+  dbClient: [
+    K.serviceName,
+    K.dbSystem,
+    K.dbOperation,
+    K.dbCollection,
+    K.dbNamespace,
+    K.serverAddress,
+    K.serverPort,
+    K.errorType,
+    K.dbStatus,
+  ],
+  messagingClient: [
+    K.serviceName,
+    K.msgSystem,
+    K.msgOperation,
+    K.msgOperationType,
+    K.msgDestination,
+    K.msgDestinationTemplate,
+    K.serverAddress,
+    K.serverPort,
+    K.errorType,
+  ],
+  dnsLookup: [K.serviceName, K.dnsQuestion, K.errorType],
+};
+
+/** Receives a measurement's attributes: string values and integer values, by key index. */
+export interface AttributeWriter {
+  str(key: number, value: string): void;
+  int(key: number, value: number): void;
+}
+
+/** Where endpoints are templated (bounded per service) and where their overflow is reported. */
+export interface EndpointSource {
+  /** The template of `endpoint` for `service`, or OVERFLOW_ENDPOINT past the caps. */
+  template(service: string, endpoint: string): string;
+  /** Called each time an endpoint went to OVERFLOW_ENDPOINT. */
+  overflow(): void;
+}
+
+/** An AttributeWriter that builds an attribute object (the string path). */
+export class ObjectWriter implements AttributeWriter {
+  a: Attrs = {};
+  str(key: number, value: string): void {
+    this.a[ATTRIBUTE_KEYS[key] as string] = value;
+  }
+  int(key: number, value: number): void {
+    this.a[ATTRIBUTE_KEYS[key] as string] = value;
+  }
+}
+
+/**
  * Semconv attributes of the RED measurement of `r` (metric `metric`), observed by `service`
  * (added as `service.name`; the OTLP export moves it to the resource). Endpoints and topics go
  * through the templater (bounded per service). `onEndpointOverflow` is called when that cap hit.
@@ -141,28 +292,49 @@ export function redAttributes(
   templater: EndpointTemplater,
   onEndpointOverflow: () => void,
 ): Attrs {
-  const a: Attrs = { "service.name": service };
+  const w = new ObjectWriter();
+  writeRedAttributes(
+    r,
+    metric,
+    side,
+    service,
+    { template: (s, e) => templater.template(s, e), overflow: onEndpointOverflow },
+    w,
+  );
+  return w.a;
+}
+
+/** Writes the semconv attributes of the RED measurement of `r` into `w` (see redAttributes). */
+export function writeRedAttributes(
+  r: RequestRecord,
+  metric: RedMetricKey,
+  side: Side,
+  service: string,
+  endpoints: EndpointSource,
+  w: AttributeWriter,
+): void {
+  w.str(K.serviceName, service);
   const failed = failedFor(r, side);
   switch (metric) {
     case "httpServer":
     case "httpClient": {
       const method = r.requestType?.toUpperCase();
-      a["http.request.method"] = method && KNOWN_HTTP_METHODS.has(method) ? method : "_OTHER";
+      w.str(K.httpMethod, method && KNOWN_HTTP_METHODS.has(method) ? method : "_OTHER");
       const path = r.endpoint ?? r.resource;
       if (path !== undefined && path !== "") {
-        const t = templater.template(service, path);
-        if (t === OVERFLOW_ENDPOINT) onEndpointOverflow();
-        a[side === "server" ? "http.route" : "url.template"] = t;
+        const t = endpoints.template(service, path);
+        if (t === OVERFLOW_ENDPOINT) endpoints.overflow();
+        w.str(side === "server" ? K.httpRoute : K.urlTemplate, t);
       }
-      if (r.code !== undefined && r.code > 0) a["http.response.status_code"] = r.code;
-      if (failed) a["error.type"] = errorTypeOf(r);
-      addServer(a, r, side);
-      if (r.version) a["network.protocol.version"] = clip(r.version);
+      if (r.code !== undefined && r.code > 0) w.int(K.httpStatus, r.code);
+      if (failed) w.str(K.errorType, errorTypeOf(r));
+      writeServer(w, r, side);
+      if (r.version) w.str(K.protocolVersion, clip(r.version));
       break;
     }
     case "rpcServer":
     case "rpcClient": {
-      a["rpc.system"] = "grpc";
+      w.str(K.rpcSystem, "grpc");
       let svc = stringAttr(r, "rpc.service");
       let method = stringAttr(r, "rpc.method");
       const route = r.endpoint ?? r.resource;
@@ -176,60 +348,59 @@ export function redAttributes(
       }
       if (svc !== undefined && method !== undefined) {
         // gRPC methods are a fixed set per server, but a client can send any path: same cap as routes
-        const t = templater.template(service, `/${svc}/${method}`);
+        const t = endpoints.template(service, `/${svc}/${method}`);
         if (t === OVERFLOW_ENDPOINT) {
-          onEndpointOverflow();
+          endpoints.overflow();
           svc = OVERFLOW_ENDPOINT;
           method = OVERFLOW_ENDPOINT;
         }
-        a["rpc.service"] = clip(svc);
-        a["rpc.method"] = clip(method);
+        w.str(K.rpcService, clip(svc));
+        w.str(K.rpcMethod, clip(method));
       }
-      if (r.code !== undefined) a["rpc.grpc.status_code"] = r.code;
-      if (failed) a["error.type"] = errorTypeOf(r);
-      addServer(a, r, side);
+      if (r.code !== undefined) w.int(K.grpcStatus, r.code);
+      if (failed) w.str(K.errorType, errorTypeOf(r));
+      writeServer(w, r, side);
       break;
     }
     case "dbClient": {
       const system = stringAttr(r, "db.system.name") ?? DB_SYSTEMS[r.protocol] ?? r.protocol;
-      a["db.system.name"] = system;
-      if (r.requestType) a["db.operation.name"] = clip(r.requestType);
+      w.str(K.dbSystem, system);
+      if (r.requestType) w.str(K.dbOperation, clip(r.requestType));
       const collection = collectionOf(r);
-      if (collection) a["db.collection.name"] = collection;
-      if (r.domain && r.protocol !== "redis") a["db.namespace"] = clip(r.domain);
-      addServer(a, r, side);
+      if (collection) w.str(K.dbCollection, collection);
+      if (r.domain && r.protocol !== "redis") w.str(K.dbNamespace, clip(r.domain));
+      writeServer(w, r, side);
       if (failed) {
-        a["error.type"] = errorTypeOf(r);
+        w.str(K.errorType, errorTypeOf(r));
         const sc = r.attributes?.["db.response.status_code"];
-        if (sc !== undefined && sc !== "") a["db.response.status_code"] = clip(String(sc));
+        if (sc !== undefined && sc !== "") w.str(K.dbStatus, clip(String(sc)));
       }
       break;
     }
     case "messagingClient": {
-      a["messaging.system"] = stringAttr(r, "messaging.system") ?? r.protocol;
+      w.str(K.msgSystem, stringAttr(r, "messaging.system") ?? r.protocol);
       const op = messagingOperation(r);
-      a["messaging.operation.name"] = op.name;
-      if (op.type) a["messaging.operation.type"] = op.type;
+      w.str(K.msgOperation, op.name);
+      if (op.type) w.str(K.msgOperationType, op.type);
       const dest = stringAttr(r, "messaging.destination.name") ?? (r.protocol === "kafka" ? r.resource : undefined);
       if (dest) {
         // semconv: the name only when it has low cardinality, else the template
-        const t = templater.template(`${service}\u0000messaging`, dest);
-        if (t === OVERFLOW_ENDPOINT) onEndpointOverflow();
-        if (t === dest) a["messaging.destination.name"] = clip(dest);
-        else a["messaging.destination.template"] = t;
+        const t = endpoints.template(`${service}\u0000messaging`, dest);
+        if (t === OVERFLOW_ENDPOINT) endpoints.overflow();
+        if (t === dest) w.str(K.msgDestination, clip(dest));
+        else w.str(K.msgDestinationTemplate, t);
       }
-      addServer(a, r, side);
-      if (failed) a["error.type"] = errorTypeOf(r);
+      writeServer(w, r, side);
+      if (failed) w.str(K.errorType, errorTypeOf(r));
       break;
     }
     case "dnsLookup": {
       const name = stringAttr(r, "dns.question.name") ?? r.resource;
-      if (name) a["dns.question.name"] = clip(name);
-      if (failed) a["error.type"] = errorTypeOf(r);
+      if (name) w.str(K.dnsQuestion, clip(name));
+      if (failed) w.str(K.errorType, errorTypeOf(r));
       break;
     }
   }
-  return a;
 }
 
 /**
@@ -237,11 +408,11 @@ export function redAttributes(
  * else the connected address. Server side: the local (listening) socket address, not the Host header,
  * which any client can set to anything.
  */
-function addServer(a: Attrs, r: RequestRecord, side: Side): void {
+function writeServer(w: AttributeWriter, r: RequestRecord, side: Side): void {
   const viaHost =
     side === "client" && r.domain && (r.protocol === "http1" || r.protocol === "http2" || r.protocol === "grpc");
-  a["server.address"] = viaHost ? clip(hostOf(r.domain as string)) : r.serverAddr;
-  a["server.port"] = r.serverPort;
+  w.str(K.serverAddress, viaHost ? clip(hostOf(r.domain as string)) : r.serverAddr);
+  w.int(K.serverPort, r.serverPort);
 }
 
 /** SQL endpoints are "VERB table": the table is db.collection.name. */

@@ -9,8 +9,11 @@ import { CompressionAlgorithm } from "@opentelemetry/otlp-exporter-base";
 import { createEmptyMetadata } from "@opentelemetry/otlp-grpc-exporter-base";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import {
+  type AggregationTemporality,
   type IMetricReader,
+  type InstrumentType,
   MeterProvider,
+  type MetricProducer,
   PeriodicExportingMetricReader,
   type ViewOptions,
 } from "@opentelemetry/sdk-metrics";
@@ -50,6 +53,11 @@ export interface MetricsPipelineConfig extends MetricsRecorderOptions {
    * default 127.0.0.1:9464).
    */
   prometheus?: PrometheusOptions | false;
+  /**
+   * Resource attributes of an observed service (process, container, K8s tags: the agent's
+   * ServiceResolver.attributesOfService), added to that service's resource on OTLP export.
+   */
+  serviceResourceAttributes?: (service: string) => Attributes | undefined;
   /** Attributes on every resource (default: the agent's OTEL_RESOURCE_ATTRIBUTES). */
   resourceAttributes?: Attributes;
   /** host.name on every resource (default os.hostname(); null leaves it out). */
@@ -93,6 +101,20 @@ export function createMetricsPipeline(config: MetricsPipelineConfig = {}): Metri
   const logger = config.logger ?? stderrWarnLogger;
   const maxSeries = Math.max(1, Math.floor(config.maxSeriesPerMetric ?? 2000));
 
+  // the recorder is made after the provider (it needs it); its measurements reach each reader
+  // through a producer ("ids" encoding), looked up at the first collection
+  let recorderRef: MetricsRecorder | undefined;
+  const producerFor = (temporalityOf?: (type: InstrumentType) => AggregationTemporality): MetricProducer => {
+    let inner: MetricProducer | undefined;
+    return {
+      async collect(options) {
+        inner ??= recorderRef?.metricProducer(temporalityOf);
+        if (inner) return inner.collect(options);
+        return { resourceMetrics: { resource: EMPTY_RESOURCE, scopeMetrics: [] }, errors: [] };
+      },
+    };
+  };
+
   const readers: IMetricReader[] = [];
   let exporter: ServiceResourceExporter | undefined;
   let kind: MetricsPipeline["kind"] = "none";
@@ -101,16 +123,22 @@ export function createMetricsPipeline(config: MetricsPipelineConfig = {}): Metri
     const otlp = buildOtlpExporter(config, env);
     kind = otlp.kind;
     target = otlp.target;
-    exporter = new ServiceResourceExporter(otlp.exporter, logger, target);
+    exporter = new ServiceResourceExporter(otlp.exporter, logger, target, 1024, config.serviceResourceAttributes);
     const interval = positive(config.exportIntervalMillis) ?? positive(num(env.OTEL_METRIC_EXPORT_INTERVAL)) ?? 10_000;
     const timeout = Math.min(positive(num(env.OTEL_METRIC_EXPORT_TIMEOUT)) ?? 30_000, interval);
+    const otlpExporter = exporter;
     readers.push(
-      new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: interval, exportTimeoutMillis: timeout }),
+      new PeriodicExportingMetricReader({
+        exporter,
+        exportIntervalMillis: interval,
+        exportTimeoutMillis: timeout,
+        metricProducers: [producerFor((t) => otlpExporter.selectAggregationTemporality(t))],
+      }),
     );
   }
 
   const promOptions = prometheusOptions(config, env);
-  const prometheus = promOptions ? new PrometheusEndpoint(promOptions, logger) : undefined;
+  const prometheus = promOptions ? new PrometheusEndpoint(promOptions, logger, [producerFor()]) : undefined;
   // exporter-prometheus is built against sdk-metrics 2.12.0; its reader works with the 2.12.1 provider
   if (prometheus) readers.push(prometheus.reader as unknown as IMetricReader);
 
@@ -119,6 +147,7 @@ export function createMetricsPipeline(config: MetricsPipelineConfig = {}): Metri
   const views: ViewOptions[] = [{ instrumentName: "*", aggregationCardinalityLimit: maxSeries + 2 }];
   const meterProvider = new MeterProvider({ resource, views, readers });
   const recorder = new MetricsRecorder(meterProvider, { ...config, logger, maxSeriesPerMetric: maxSeries });
+  recorderRef = recorder;
   const enabled = readers.length > 0;
   if (!enabled) logger.info("metrics: no OTLP endpoint and no Prometheus endpoint; metrics are not exported");
 
@@ -276,6 +305,8 @@ function baseResourceAttributes(config: MetricsPipelineConfig, env: NodeJS.Proce
   a["service.name"] = nonBlank(env.OTEL_SERVICE_NAME)?.trim() ?? (a["service.name"] as string | undefined) ?? "kalman";
   return a;
 }
+
+const EMPTY_RESOURCE = resourceFromAttributes({});
 
 function nonBlank(v: string | undefined): string | undefined {
   return v === undefined || v.trim() === "" ? undefined : v;

@@ -3,7 +3,8 @@
 // translated as the Collector's Prometheus exporter does (unit suffixes), so names match Tempo's.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
+import { type ExporterConfig, PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
+import type { MetricProducer } from "@opentelemetry/sdk-metrics";
 import type { Logger } from "../logger.js";
 import { errorMessage } from "../sink.js";
 
@@ -99,12 +100,17 @@ export class PrometheusEndpoint {
   constructor(
     private readonly options: PrometheusOptions,
     private readonly logger: Logger,
+    metricProducers: MetricProducer[] = [],
   ) {
     this.host = options.host ?? "127.0.0.1";
     const path = options.path ?? "/metrics";
     this.path = path.startsWith("/") ? path : `/${path}`;
     // the exporter's own server does not take port 0 and binds all interfaces by default: ours serves it
-    this.reader = new PrometheusExporter({ preventServerStart: true });
+    // (its sdk-metrics patch differs from ours; the producer interface is the same)
+    this.reader = new PrometheusExporter({
+      preventServerStart: true,
+      metricProducers: metricProducers as unknown as ExporterConfig["metricProducers"],
+    });
   }
 
   /** http://host:port/metrics once listening. */

@@ -1,19 +1,25 @@
 // RequestRecords -> RED histograms (OTel semconv) and service graph metrics (servicegraph connector / Tempo).
 import type { RequestRecord } from "@kalman/flow-aggregator";
 import type { Counter, Histogram, MeterProvider } from "@opentelemetry/api";
+import type { AggregationTemporality, InstrumentType, MetricProducer } from "@opentelemetry/sdk-metrics";
 import { type Logger, stderrWarnLogger } from "../logger.js";
 import { errorMessage } from "../sink.js";
 import { VERSION } from "../version.js";
 import {
+  type AttributeWriter,
   type Attrs,
   connectionTypeOf,
+  type EndpointSource,
   failedFor,
+  ObjectWriter,
   peerClientName,
   peerServerName,
-  redAttributes,
   redMetricFor,
   type Side,
+  writeRedAttributes,
 } from "./attributes.js";
+import type { TagDictionaryStats } from "./dictionary.js";
+import { EncodedStore } from "./encoded-store.js";
 import {
   DB_DURATION_BUCKETS,
   HTTP_DURATION_BUCKETS,
@@ -23,6 +29,14 @@ import {
   type RedMetricKey,
   SERVICE_GRAPH_METRICS,
 } from "./semconv.js";
+import {
+  GRAPH_CLIENT,
+  GRAPH_FAILED,
+  GRAPH_SERVER,
+  GRAPH_TOTAL,
+  type GraphInstrument,
+  type MeasurementStore,
+} from "./store.js";
 import { EndpointTemplater, type EndpointTemplaterOptions, type EndpointTemplaterStats } from "./templating.js";
 
 /**
@@ -64,6 +78,15 @@ export interface MetricsRecorderOptions {
   serviceGraph?: boolean;
   /** Bucket boundaries in seconds. Defaults: semconv HTTP buckets; semconv DB buckets for db.client. */
   buckets?: { default?: number[]; db?: number[]; serviceGraph?: number[] };
+  /**
+   * "ids" (default, SmartEncoding): series are keyed by dictionary ids in typed arrays and read by
+   * the metric readers through metricProducer(); strings are resolved once per series at collection.
+   * "strings": OpenTelemetry SDK instruments fed attribute objects (the reference path; the
+   * equivalence test and `pnpm bench:metrics` compare the two).
+   */
+  encoding?: "ids" | "strings";
+  /** "ids" encoding: distinct tag strings kept (default 65536); past it, values become "_other" (counted). */
+  maxTags?: number;
 }
 
 export interface MetricsRecorderStats {
@@ -93,6 +116,8 @@ export interface MetricsRecorderStats {
   /** Distinct series admitted so far, over all metrics. */
   series: number;
   templates: EndpointTemplaterStats;
+  /** The tag dictionary ("ids" encoding only). */
+  tags?: TagDictionaryStats;
 }
 
 /** Instrumentation scope of the RED metrics. */
@@ -126,6 +151,118 @@ interface Instrument<T extends Histogram | Counter> {
   limiter: SeriesLimiter;
 }
 
+interface StoreOptions {
+  maxSeries: number;
+  buckets: { default: number[]; db: number[]; serviceGraph: number[] };
+  red: boolean;
+  serviceGraph: boolean;
+  templater: EndpointTemplater;
+}
+
+/** The string path: OpenTelemetry SDK instruments fed attribute objects, capped by SeriesLimiter. */
+class SdkStore implements MeasurementStore {
+  readonly endpoints: EndpointSource;
+  private readonly red: Partial<Record<RedMetricKey, Instrument<Histogram>>> = {};
+  private readonly graphs: Array<Instrument<Histogram> | Instrument<Counter>> = [];
+  private writer = new ObjectWriter();
+  private labels: Attrs = {};
+
+  constructor(meterProvider: MeterProvider, o: StoreOptions) {
+    const templater = o.templater;
+    this.endpoints = { template: (s, e) => templater.template(s, e), overflow() {} };
+    const meter = meterProvider.getMeter(KALMAN_METER, VERSION);
+    if (o.red) {
+      for (const key of Object.keys(RED_METRICS) as RedMetricKey[]) {
+        const { name, description } = RED_METRICS[key];
+        this.red[key] = {
+          name,
+          inst: meter.createHistogram(name, {
+            description,
+            unit: "s",
+            advice: { explicitBucketBoundaries: key === "dbClient" ? o.buckets.db : o.buckets.default },
+          }),
+          limiter: new SeriesLimiter(o.maxSeries),
+        };
+      }
+    }
+    if (o.serviceGraph) {
+      // the connector's instrumentation scope, so the metrics land where its consumers look
+      const g = meterProvider.getMeter(SERVICE_GRAPH_METRICS.scope);
+      const counter = (name: string, description: string): Instrument<Counter> => ({
+        name,
+        inst: g.createCounter(name, { description }),
+        limiter: new SeriesLimiter(o.maxSeries),
+      });
+      const histogram = (name: string, description: string): Instrument<Histogram> => ({
+        name,
+        inst: g.createHistogram(name, {
+          description,
+          unit: "s",
+          advice: { explicitBucketBoundaries: o.buckets.serviceGraph },
+        }),
+        limiter: new SeriesLimiter(o.maxSeries),
+      });
+      this.graphs[GRAPH_TOTAL] = counter(
+        SERVICE_GRAPH_METRICS.requestTotal,
+        "Total count of requests between two nodes.",
+      );
+      this.graphs[GRAPH_FAILED] = counter(
+        SERVICE_GRAPH_METRICS.requestFailedTotal,
+        "Total count of failed requests between two nodes.",
+      );
+      this.graphs[GRAPH_SERVER] = histogram(
+        SERVICE_GRAPH_METRICS.requestServer,
+        "Time for a request between two nodes as seen from the server.",
+      );
+      this.graphs[GRAPH_CLIENT] = histogram(
+        SERVICE_GRAPH_METRICS.requestClient,
+        "Time for a request between two nodes as seen from the client.",
+      );
+    }
+  }
+
+  beginRed(): AttributeWriter {
+    this.writer = new ObjectWriter();
+    return this.writer;
+  }
+
+  commitRed(metric: RedMetricKey, seconds: number): boolean {
+    const inst = this.red[metric] as Instrument<Histogram>;
+    const attrs = this.writer.a;
+    const admitted = inst.limiter.admit(attrs);
+    inst.inst.record(seconds, admitted ? attrs : OVERFLOW_ATTRIBUTES);
+    return admitted;
+  }
+
+  beginGraph(client: string, server: string, connectionType: string): void {
+    this.labels = { client, server, connection_type: connectionType };
+  }
+
+  graph(instrument: GraphInstrument, seconds: number): boolean {
+    const g = this.graphs[instrument] as Instrument<Histogram> | Instrument<Counter>;
+    const admitted = g.limiter.admit(this.labels);
+    const attrs = admitted ? this.labels : OVERFLOW_ATTRIBUTES;
+    if (instrument === GRAPH_TOTAL || instrument === GRAPH_FAILED) (g.inst as Counter).add(1, attrs);
+    else (g.inst as Histogram).record(seconds, attrs);
+    return admitted;
+  }
+
+  seriesCount(): number {
+    let n = 0;
+    for (const k of Object.keys(this.red) as RedMetricKey[]) n += this.red[k]?.limiter.size ?? 0;
+    for (const g of this.graphs) n += g.limiter.size;
+    return n;
+  }
+}
+
+/** Names of the service graph instruments, for the overflow counter. */
+const GRAPH_NAMES = [
+  SERVICE_GRAPH_METRICS.requestTotal,
+  SERVICE_GRAPH_METRICS.requestFailedTotal,
+  SERVICE_GRAPH_METRICS.requestServer,
+  SERVICE_GRAPH_METRICS.requestClient,
+];
+
 /**
  * Turns request records into metrics through an OpenTelemetry MeterProvider (usually the one from
  * createMetricsPipeline, whose views set the cardinality limits):
@@ -135,20 +272,18 @@ interface Instrument<T extends Histogram | Counter> {
  *   traces_service_graph_request_server / _client (histograms, unit s), labels client, server,
  *   connection_type.
  *
+ * With the default "ids" encoding the measurements live in an EncodedStore, which the metric
+ * readers collect through metricProducer(); with "strings" they go to SDK instruments.
  * record() is synchronous, allocation-light and never throws.
  */
 export class MetricsRecorder {
   readonly templater: EndpointTemplater;
+  readonly encoding: "ids" | "strings";
   private readonly logger: Logger;
-  private readonly red: Record<RedMetricKey, Instrument<Histogram>> | undefined;
-  private readonly graph:
-    | {
-        total: Instrument<Counter>;
-        failed: Instrument<Counter>;
-        server: Instrument<Histogram>;
-        client: Instrument<Histogram>;
-      }
-    | undefined;
+  private readonly store: MeasurementStore;
+  private readonly encoded: EncodedStore | undefined;
+  private readonly redOn: boolean;
+  private readonly graphOn: boolean;
   private readonly overflowCounter: Counter;
   private readonly counts = {
     records: 0,
@@ -161,6 +296,7 @@ export class MetricsRecorder {
     seriesOverflow: 0,
     endpointOverflow: 0,
   };
+  private currentRedMetric = "";
   private warnedServiceOf = false;
   private warnedRecord = false;
 
@@ -172,6 +308,9 @@ export class MetricsRecorder {
     const defaultBuckets = options.buckets?.default ?? [...HTTP_DURATION_BUCKETS];
     const dbBuckets = options.buckets?.db ?? [...DB_DURATION_BUCKETS];
     const graphBuckets = options.buckets?.serviceGraph ?? defaultBuckets;
+    this.redOn = options.red !== false;
+    this.graphOn = options.serviceGraph !== false;
+    this.encoding = options.encoding ?? "ids";
 
     const meter = meterProvider.getMeter(KALMAN_METER, VERSION);
     this.overflowCounter = meter.createCounter(OVERFLOW_METRIC, {
@@ -179,50 +318,33 @@ export class MetricsRecorder {
         "Measurements recorded into an overflow series or endpoint bucket because a cardinality cap was hit.",
       unit: "{measurement}",
     });
-
-    if (options.red !== false) {
-      const red = {} as Record<RedMetricKey, Instrument<Histogram>>;
-      for (const key of Object.keys(RED_METRICS) as RedMetricKey[]) {
-        const { name, description } = RED_METRICS[key];
-        red[key] = {
-          name,
-          inst: meter.createHistogram(name, {
-            description,
-            unit: "s",
-            advice: { explicitBucketBoundaries: key === "dbClient" ? dbBuckets : defaultBuckets },
-          }),
-          limiter: new SeriesLimiter(maxSeries),
-        };
-      }
-      this.red = red;
-    }
-
-    if (options.serviceGraph !== false) {
-      // the connector's instrumentation scope, so the metrics land where its consumers look
-      const g = meterProvider.getMeter(SERVICE_GRAPH_METRICS.scope);
-      const counter = (name: string, description: string): Instrument<Counter> => ({
-        name,
-        inst: g.createCounter(name, { description }),
-        limiter: new SeriesLimiter(maxSeries),
+    const storeOptions: StoreOptions = {
+      maxSeries,
+      buckets: { default: defaultBuckets, db: dbBuckets, serviceGraph: graphBuckets },
+      red: this.redOn,
+      serviceGraph: this.graphOn,
+      templater: this.templater,
+    };
+    if (this.encoding === "ids") {
+      this.encoded = new EncodedStore({
+        ...storeOptions,
+        maxSeriesPerMetric: maxSeries,
+        maxTags: options.maxTags,
       });
-      const histogram = (name: string, description: string): Instrument<Histogram> => ({
-        name,
-        inst: g.createHistogram(name, { description, unit: "s", advice: { explicitBucketBoundaries: graphBuckets } }),
-        limiter: new SeriesLimiter(maxSeries),
-      });
-      this.graph = {
-        total: counter(SERVICE_GRAPH_METRICS.requestTotal, "Total count of requests between two nodes."),
-        failed: counter(SERVICE_GRAPH_METRICS.requestFailedTotal, "Total count of failed requests between two nodes."),
-        server: histogram(
-          SERVICE_GRAPH_METRICS.requestServer,
-          "Time for a request between two nodes as seen from the server.",
-        ),
-        client: histogram(
-          SERVICE_GRAPH_METRICS.requestClient,
-          "Time for a request between two nodes as seen from the client.",
-        ),
-      };
-    }
+      this.store = this.encoded;
+    } else this.store = new SdkStore(meterProvider, storeOptions);
+    this.store.endpoints.overflow = () => {
+      this.counts.endpointOverflow++;
+      this.overflowCounter.add(1, { metric: this.currentRedMetric, reason: "endpoint" });
+    };
+  }
+
+  /**
+   * The MetricProducer a metric reader needs to see the "ids" measurements (pass it in the reader's
+   * `metricProducers`; one per reader). Undefined with "strings" (the SDK instruments are read directly).
+   */
+  metricProducer(temporalityOf?: (type: InstrumentType) => AggregationTemporality): MetricProducer | undefined {
+    return this.encoded?.producer(temporalityOf);
   }
 
   /**
@@ -255,21 +377,17 @@ export class MetricsRecorder {
 
   stats(): MetricsRecorderStats {
     const c = this.counts;
-    let series = 0;
-    if (this.red) for (const k of Object.keys(this.red) as RedMetricKey[]) series += this.red[k].limiter.size;
-    if (this.graph) {
-      const g = this.graph;
-      series += g.total.limiter.size + g.failed.limiter.size + g.server.limiter.size + g.client.limiter.size;
-    }
-    return {
+    const s: MetricsRecorderStats = {
       records: c.records,
       red: c.red,
       serviceGraph: c.serviceGraph,
       skipped: { network: c.network, serverSide: c.serverSide, invalid: c.invalid, unsupported: c.unsupported },
       overflow: { series: c.seriesOverflow, endpoints: c.endpointOverflow },
-      series,
+      series: this.store.seriesCount(),
       templates: this.templater.stats(),
     };
+    if (this.encoded) s.tags = this.encoded.dictionaryStats();
+    return s;
   }
 
   private recordOne(r: RequestRecord, serviceOf: ServiceOf): void {
@@ -288,60 +406,56 @@ export class MetricsRecorder {
     const client = nonEmpty(names.client) ?? (side === "client" ? r.comm || "unknown" : peerClientName(r));
     const server = nonEmpty(names.server) ?? (side === "server" ? r.comm || "unknown" : peerServerName(r));
     const seconds = ns / 1e9;
+    const store = this.store;
 
-    if (this.red) {
+    if (this.redOn) {
       const metric = redMetricFor(r.protocol, side);
       if (metric === "server_side") this.counts.serverSide++;
       else if (metric === undefined) this.counts.unsupported++;
       else {
-        const inst = this.red[metric];
-        const attrs = redAttributes(r, metric, side, side === "client" ? client : server, this.templater, () => {
-          this.counts.endpointOverflow++;
-          this.overflowCounter.add(1, { metric: inst.name, reason: "endpoint" });
-        });
-        this.recordHistogram(inst, seconds, attrs);
+        const name = RED_METRICS[metric].name;
+        this.currentRedMetric = name;
+        const w = store.beginRed(metric);
+        writeRedAttributes(r, metric, side, side === "client" ? client : server, store.endpoints, w);
+        if (!store.commitRed(metric, seconds)) this.seriesOverflow(name);
         this.counts.red++;
       }
     }
 
-    if (this.graph) {
-      const g = this.graph;
-      const labels: Attrs = { client, server, connection_type: connectionTypeOf(r.protocol) };
+    if (this.graphOn) {
+      store.beginGraph(client, server, connectionTypeOf(r.protocol));
       const otherObserved =
         side === "client"
           ? (names.serverObserved ?? nonEmpty(names.server) !== undefined)
           : (names.clientObserved ?? nonEmpty(names.client) !== undefined);
       const failed = failedFor(r, side);
       if (side === "client") {
-        this.count(g, labels, failed);
-        this.recordHistogram(g.client, seconds, labels);
-        if (!otherObserved) this.recordHistogram(g.server, seconds, labels);
+        this.count(failed);
+        this.graph(GRAPH_CLIENT, seconds);
+        if (!otherObserved) this.graph(GRAPH_SERVER, seconds);
       } else {
-        this.recordHistogram(g.server, seconds, labels);
+        this.graph(GRAPH_SERVER, seconds);
         if (!otherObserved) {
-          this.count(g, labels, failed);
-          this.recordHistogram(g.client, seconds, labels);
+          this.count(failed);
+          this.graph(GRAPH_CLIENT, seconds);
         }
       }
       this.counts.serviceGraph++;
     }
   }
 
-  private count(g: NonNullable<MetricsRecorder["graph"]>, labels: Attrs, failed: boolean): void {
-    g.total.inst.add(1, this.limit(g.total, labels));
-    if (failed) g.failed.inst.add(1, this.limit(g.failed, labels));
+  private count(failed: boolean): void {
+    this.graph(GRAPH_TOTAL, 1);
+    if (failed) this.graph(GRAPH_FAILED, 1);
   }
 
-  private recordHistogram(inst: Instrument<Histogram>, seconds: number, attrs: Attrs): void {
-    inst.inst.record(seconds, this.limit(inst, attrs));
+  private graph(instrument: GraphInstrument, seconds: number): void {
+    if (!this.store.graph(instrument, seconds)) this.seriesOverflow(GRAPH_NAMES[instrument] as string);
   }
 
-  /** The attributes to record with: `attrs`, or the overflow marker past the metric's series cap. */
-  private limit(inst: Instrument<Histogram | Counter>, attrs: Attrs): Attrs {
-    if (inst.limiter.admit(attrs)) return attrs;
+  private seriesOverflow(metric: string): void {
     this.counts.seriesOverflow++;
-    this.overflowCounter.add(1, { metric: inst.name, reason: "series" });
-    return OVERFLOW_ATTRIBUTES;
+    this.overflowCounter.add(1, { metric, reason: "series" });
   }
 
   private namesOf(r: RequestRecord, serviceOf: ServiceOf): ServiceNames {

@@ -1,5 +1,6 @@
 // One OTLP Resource per observed service: data points carry `service.name` as an attribute while
 // they are recorded (one MeterProvider serves every service); on export it moves to the resource.
+import type { Attributes } from "@opentelemetry/api";
 import { type ExportResult, ExportResultCode } from "@opentelemetry/core";
 import { type Resource, resourceFromAttributes } from "@opentelemetry/resources";
 import {
@@ -55,6 +56,8 @@ export class ServiceResourceExporter implements PushMetricExporter {
     private readonly logger: Logger,
     private readonly target: string,
     private readonly maxResources = 1024,
+    /** Attributes of a service's resource (process, container, K8s tags), below service.name. */
+    private readonly resourceAttributesOf?: (service: string) => Attributes | undefined,
   ) {}
 
   export(metrics: ResourceMetrics, resultCallback: (result: ExportResult) => void): void {
@@ -141,6 +144,9 @@ export class ServiceResourceExporter implements PushMetricExporter {
   }
 
   private resourceFor(base: Resource, service: string): Resource {
+    const extra = this.resourceAttributesOf?.(service);
+    // tags can still change (a pod appears, processes of the service come and go): built per export
+    if (extra) return resourceFromAttributes({ ...base.attributes, ...extra, [SERVICE_NAME_ATTRIBUTE]: service });
     let r = this.resources.get(service);
     if (r) return r;
     r = resourceFromAttributes({ ...base.attributes, [SERVICE_NAME_ATTRIBUTE]: service });

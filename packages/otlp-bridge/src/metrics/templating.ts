@@ -138,7 +138,16 @@ export class EndpointTemplater {
 
   /** The template of `endpoint` for `service`, or "_other" past the caps. Never throws. */
   template(service: string, endpoint: string): string {
-    const t = templatePath(endpoint, this.maxSegments, this.maxLength);
+    return this.admit(service, this.templateOf(endpoint));
+  }
+
+  /** The template of an endpoint, before any cap (the same for every service). */
+  templateOf(endpoint: string): string {
+    return templatePath(endpoint, this.maxSegments, this.maxLength);
+  }
+
+  /** `t` (a templateOf() result) if `service` may have it, else "_other" (counted). */
+  admit(service: string, t: string): string {
     let set = this.byService.get(service);
     if (!set) {
       if (this.byService.size < this.maxServices) {

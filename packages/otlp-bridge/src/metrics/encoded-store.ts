@@ -1,0 +1,423 @@
+// SmartEncoding for metrics: attribute values become dictionary ids as they are written, a series
+// is a row of int32 ids in a SeriesTable, and its histogram / counter lives in typed arrays.
+// Strings come back only in collect(), once per series (cached), as an OpenTelemetry MetricProducer.
+import { type Attributes, type HrTime, ValueType } from "@opentelemetry/api";
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import {
+  AggregationTemporality,
+  type CollectionResult,
+  DataPointType,
+  InstrumentType,
+  type MetricData,
+  type MetricProducer,
+  type ScopeMetrics,
+} from "@opentelemetry/sdk-metrics";
+import { VERSION } from "../version.js";
+import { ATTRIBUTE_KEYS, type AttributeWriter, type EndpointSource, K, RED_SCHEMA } from "./attributes.js";
+import { TagDictionary, type TagDictionaryStats } from "./dictionary.js";
+import { OVERFLOW_ATTRIBUTES, RED_METRICS, type RedMetricKey, SERVICE_GRAPH_METRICS } from "./semconv.js";
+import { SeriesTable } from "./series-table.js";
+import {
+  GRAPH_CLIENT,
+  GRAPH_FAILED,
+  GRAPH_SERVER,
+  GRAPH_TOTAL,
+  type GraphInstrument,
+  type MeasurementStore,
+} from "./store.js";
+import type { EndpointTemplater } from "./templating.js";
+
+/** Keys whose values are numbers (the rest are strings). */
+const INT_KEYS = new Set<number>([K.httpStatus, K.serverPort, K.grpcStatus]);
+const GRAPH_KEYS = ["client", "server", "connection_type"] as const;
+/** Raw endpoints remembered (-> template) before the cache starts over (templating is the costly part). */
+const ENDPOINT_CACHE = 65_536;
+const ABSENT = -1;
+
+export interface EncodedStoreOptions {
+  maxSeriesPerMetric: number;
+  buckets: { default: number[]; db: number[]; serviceGraph: number[] };
+  red: boolean;
+  serviceGraph: boolean;
+  templater: EndpointTemplater;
+  /** Distinct tag strings kept (default 65536); past it values become "_other" (counted). */
+  maxTags?: number;
+}
+
+/** Series values of one instrument: a histogram (bucket counts, sum, count, min, max) or a counter. */
+class Instrument {
+  readonly table: SeriesTable;
+  /** histograms: (maxSeries + 1) x (buckets + 1) counts; the last series row is the overflow series. */
+  readonly counts: Float64Array;
+  readonly sums: Float64Array;
+  readonly n: Float64Array;
+  readonly mins: Float64Array;
+  readonly maxs: Float64Array;
+  readonly startMs: Float64Array;
+  overflowUsed = false;
+  readonly attrs: (Attributes | undefined)[] = [];
+
+  constructor(
+    readonly name: string,
+    readonly description: string,
+    readonly unit: string,
+    readonly histogram: boolean,
+    readonly boundaries: number[],
+    /** ATTRIBUTE_KEYS indices, or -1 - i for GRAPH_KEYS[i]. */
+    readonly schema: readonly number[],
+    readonly scope: string,
+    maxSeries: number,
+  ) {
+    this.table = new SeriesTable(schema.length, maxSeries);
+    const rows = maxSeries + 1;
+    this.counts = new Float64Array(histogram ? rows * (boundaries.length + 1) : 0);
+    this.sums = new Float64Array(rows);
+    this.n = new Float64Array(rows);
+    this.mins = new Float64Array(rows).fill(Number.POSITIVE_INFINITY);
+    this.maxs = new Float64Array(rows).fill(Number.NEGATIVE_INFINITY);
+    this.startMs = new Float64Array(rows);
+  }
+
+  get overflowRow(): number {
+    return this.table.maxSeries;
+  }
+
+  /** Records into the series of `key` (or the overflow row); false when it went to the overflow row. */
+  record(key: Int32Array, value: number): boolean {
+    let row = this.table.find(key);
+    const admitted = row >= 0;
+    if (!admitted) {
+      row = this.overflowRow;
+      if (!this.overflowUsed) {
+        this.overflowUsed = true;
+        this.startMs[row] = Date.now();
+      }
+    } else if (this.n[row] === 0) this.startMs[row] = Date.now();
+    this.n[row] = (this.n[row] as number) + 1;
+    this.sums[row] = (this.sums[row] as number) + value;
+    if (this.histogram) {
+      if (value < (this.mins[row] as number)) this.mins[row] = value;
+      if (value > (this.maxs[row] as number)) this.maxs[row] = value;
+      const b = this.boundaries;
+      let i = 0;
+      while (i < b.length && (b[i] as number) < value) i++;
+      const at = row * (b.length + 1) + i;
+      this.counts[at] = (this.counts[at] as number) + 1;
+    }
+    return admitted;
+  }
+}
+
+/** Previous cumulative values of one instrument, for delta temporality. */
+interface Previous {
+  counts: Float64Array;
+  sums: Float64Array;
+  n: Float64Array;
+}
+
+/**
+ * The encoded measurement store: implements MeasurementStore for the recorder and MetricProducer
+ * (via producer()) for the SDK's metric readers.
+ */
+export class EncodedStore implements MeasurementStore, AttributeWriter {
+  readonly dictionary: TagDictionary;
+  readonly endpoints: EndpointSource;
+  private readonly red: Partial<Record<RedMetricKey, Instrument>> = {};
+  /** Slot of each ATTRIBUTE_KEYS index in the series key of each RED metric, -1 when not part of it. */
+  private readonly slotsOf: Partial<Record<RedMetricKey, Int8Array>> = {};
+  private readonly graphs: Instrument[] = [];
+  private readonly key = new Int32Array(16);
+  private readonly graphKey = new Int32Array(3);
+  private slots: Int8Array = new Int8Array(ATTRIBUTE_KEYS.length);
+  private readonly numbers: number[] = [];
+  private readonly numberIds = new Map<number, number>();
+  private readonly endpointCache = new Map<string, string>();
+
+  constructor(options: EncodedStoreOptions) {
+    this.dictionary = new TagDictionary(options.maxTags);
+    const max = options.maxSeriesPerMetric;
+    if (options.red) {
+      for (const metric of Object.keys(RED_METRICS) as RedMetricKey[]) {
+        const { name, description } = RED_METRICS[metric];
+        const schema = RED_SCHEMA[metric];
+        const buckets = metric === "dbClient" ? options.buckets.db : options.buckets.default;
+        this.red[metric] = new Instrument(name, description, "s", true, buckets, schema, "kalman", max);
+        const slots = new Int8Array(ATTRIBUTE_KEYS.length).fill(-1);
+        schema.forEach((k, i) => {
+          slots[k] = i;
+        });
+        this.slotsOf[metric] = slots;
+      }
+    }
+    if (options.serviceGraph) {
+      const g = SERVICE_GRAPH_METRICS;
+      const gb = options.buckets.serviceGraph;
+      const schema = [-1, -2, -3];
+      this.graphs[GRAPH_TOTAL] = new Instrument(
+        g.requestTotal,
+        "Total count of requests between two nodes.",
+        "",
+        false,
+        [],
+        schema,
+        g.scope,
+        max,
+      );
+      this.graphs[GRAPH_FAILED] = new Instrument(
+        g.requestFailedTotal,
+        "Total count of failed requests between two nodes.",
+        "",
+        false,
+        [],
+        schema,
+        g.scope,
+        max,
+      );
+      this.graphs[GRAPH_SERVER] = new Instrument(
+        g.requestServer,
+        "Time for a request between two nodes as seen from the server.",
+        "s",
+        true,
+        gb,
+        schema,
+        g.scope,
+        max,
+      );
+      this.graphs[GRAPH_CLIENT] = new Instrument(
+        g.requestClient,
+        "Time for a request between two nodes as seen from the client.",
+        "s",
+        true,
+        gb,
+        schema,
+        g.scope,
+        max,
+      );
+    }
+    const templater = options.templater;
+    const cache = this.endpointCache;
+    this.endpoints = {
+      // templating a path does not depend on the service: remembered per raw endpoint; the
+      // per-service cap is still checked on every call
+      template(service: string, endpoint: string): string {
+        let t = cache.get(endpoint);
+        if (t === undefined) {
+          t = templater.templateOf(endpoint);
+          if (cache.size >= ENDPOINT_CACHE) cache.clear();
+          cache.set(endpoint, t);
+        }
+        return templater.admit(service, t);
+      },
+      overflow() {},
+    };
+  }
+
+  /** Set by the recorder: counts endpoint overflows. */
+  set onEndpointOverflow(fn: () => void) {
+    this.endpoints.overflow = fn;
+  }
+
+  beginRed(metric: RedMetricKey): AttributeWriter {
+    this.slots = this.slotsOf[metric] as Int8Array;
+    this.key.fill(ABSENT);
+    return this;
+  }
+
+  str(key: number, value: string): void {
+    const slot = this.slots[key] as number;
+    if (slot >= 0) this.key[slot] = this.dictionary.intern(value);
+  }
+
+  int(key: number, value: number): void {
+    const slot = this.slots[key] as number;
+    if (slot < 0) return;
+    this.key[slot] = (value | 0) === value && value >= 0 ? value : -2 - this.numberId(value);
+  }
+
+  commitRed(metric: RedMetricKey, seconds: number): boolean {
+    return (this.red[metric] as Instrument).record(this.key, seconds);
+  }
+
+  beginGraph(client: string, server: string, connectionType: string): void {
+    const k = this.graphKey;
+    k[0] = this.dictionary.intern(client);
+    k[1] = this.dictionary.intern(server);
+    k[2] = this.dictionary.intern(connectionType);
+  }
+
+  graph(instrument: GraphInstrument, seconds: number): boolean {
+    const inst = this.graphs[instrument] as Instrument;
+    return inst.record(this.graphKey, inst.histogram ? seconds : 1);
+  }
+
+  seriesCount(): number {
+    let n = 0;
+    for (const inst of this.instruments()) n += inst.table.size;
+    return n;
+  }
+
+  dictionaryStats(): TagDictionaryStats {
+    return this.dictionary.stats();
+  }
+
+  /**
+   * A MetricProducer for one metric reader (each reader gets its own: delta temporality keeps the
+   * previous totals per reader). `temporalityOf` is the reader's exporter preference (default cumulative).
+   */
+  producer(temporalityOf?: (type: InstrumentType) => AggregationTemporality): MetricProducer {
+    const previous = new Map<Instrument, Previous>();
+    let lastCollect: HrTime = msToHrTime(Date.now());
+    return {
+      collect: async (): Promise<CollectionResult> => {
+        const now = Date.now();
+        const end = msToHrTime(now);
+        const byScope = new Map<string, MetricData[]>();
+        for (const inst of this.instruments()) {
+          const type = inst.histogram ? InstrumentType.HISTOGRAM : InstrumentType.COUNTER;
+          const temporality = temporalityOf?.(type) ?? AggregationTemporality.CUMULATIVE;
+          const md = this.metricData(inst, temporality, end, lastCollect, previous);
+          if (!md) continue;
+          let list = byScope.get(inst.scope);
+          if (!list) {
+            list = [];
+            byScope.set(inst.scope, list);
+          }
+          list.push(md);
+        }
+        lastCollect = end;
+        const scopeMetrics: ScopeMetrics[] = [];
+        for (const [name, metrics] of byScope)
+          scopeMetrics.push({ scope: name === "kalman" ? { name, version: VERSION } : { name }, metrics });
+        return { resourceMetrics: { resource: EMPTY_RESOURCE, scopeMetrics }, errors: [] };
+      },
+    };
+  }
+
+  private *instruments(): Iterable<Instrument> {
+    for (const metric of Object.keys(RED_METRICS) as RedMetricKey[]) {
+      const inst = this.red[metric];
+      if (inst) yield inst;
+    }
+    for (const g of this.graphs) yield g;
+  }
+
+  private metricData(
+    inst: Instrument,
+    temporality: AggregationTemporality,
+    end: HrTime,
+    lastCollect: HrTime,
+    previous: Map<Instrument, Previous>,
+  ): MetricData | undefined {
+    const rows = inst.table.size;
+    const delta = temporality === AggregationTemporality.DELTA;
+    const nb = inst.boundaries.length + 1;
+    let prev: Previous | undefined;
+    if (delta) {
+      prev = previous.get(inst);
+      if (!prev) {
+        prev = {
+          counts: new Float64Array(inst.counts.length),
+          sums: new Float64Array(inst.sums.length),
+          n: new Float64Array(inst.n.length),
+        };
+        previous.set(inst, prev);
+      }
+    }
+    const dataPoints: Array<{ attributes: Attributes; startTime: HrTime; endTime: HrTime; value: unknown }> = [];
+    const emit = (row: number, attributes: Attributes) => {
+      const n = (inst.n[row] as number) - (prev ? (prev.n[row] as number) : 0);
+      if (n === 0 || (!delta && inst.n[row] === 0)) return;
+      const startTime = delta ? lastCollect : msToHrTime(inst.startMs[row] as number);
+      const sum = (inst.sums[row] as number) - (prev ? (prev.sums[row] as number) : 0);
+      if (inst.histogram) {
+        const counts: number[] = new Array(nb);
+        for (let i = 0; i < nb; i++) {
+          const at = row * nb + i;
+          counts[i] = (inst.counts[at] as number) - (prev ? (prev.counts[at] as number) : 0);
+          if (prev) prev.counts[at] = inst.counts[at] as number;
+        }
+        dataPoints.push({
+          attributes,
+          startTime,
+          endTime: end,
+          value: {
+            // per-interval min/max are not kept: a delta point leaves them out
+            min: delta ? undefined : inst.mins[row],
+            max: delta ? undefined : inst.maxs[row],
+            sum,
+            buckets: { boundaries: inst.boundaries, counts },
+            count: n,
+          },
+        });
+      } else dataPoints.push({ attributes, startTime, endTime: end, value: sum });
+      if (prev) {
+        prev.n[row] = inst.n[row] as number;
+        prev.sums[row] = inst.sums[row] as number;
+      }
+    };
+    for (let row = 0; row < rows; row++) emit(row, this.attributesOf(inst, row));
+    if (inst.overflowUsed) emit(inst.overflowRow, OVERFLOW_ATTRIBUTES);
+    if (!dataPoints.length) return undefined;
+    const descriptor = {
+      name: inst.name,
+      description: inst.description,
+      unit: inst.unit,
+      type: inst.histogram ? InstrumentType.HISTOGRAM : InstrumentType.COUNTER,
+      valueType: ValueType.DOUBLE,
+      ...(inst.histogram ? { advice: { explicitBucketBoundaries: inst.boundaries } } : {}),
+    };
+    if (inst.histogram)
+      return {
+        descriptor,
+        aggregationTemporality: temporality,
+        dataPointType: DataPointType.HISTOGRAM,
+        dataPoints,
+      } as MetricData;
+    return {
+      descriptor,
+      aggregationTemporality: temporality,
+      dataPointType: DataPointType.SUM,
+      isMonotonic: true,
+      dataPoints,
+    } as MetricData;
+  }
+
+  /** The attributes of a series, resolved from its ids once and kept. */
+  private attributesOf(inst: Instrument, row: number): Attributes {
+    const hit = inst.attrs[row];
+    if (hit) return hit;
+    const a: Attributes = {};
+    inst.schema.forEach((k, i) => {
+      const v = inst.table.keyAt(row, i);
+      if (k < 0) {
+        a[GRAPH_KEYS[-1 - k] as string] = this.dictionary.resolve(v);
+        return;
+      }
+      if (v === ABSENT) return;
+      const name = ATTRIBUTE_KEYS[k] as string;
+      if (INT_KEYS.has(k)) a[name] = v >= 0 ? v : this.numbers[-2 - v];
+      else a[name] = this.dictionary.resolve(v);
+    });
+    inst.attrs[row] = a;
+    return a;
+  }
+
+  private numberId(value: number): number {
+    let id = this.numberIds.get(value);
+    if (id === undefined) {
+      // bounded like the dictionary: past the cap, the number shares the last slot's id
+      if (this.numbers.length >= 4096) return this.numbers.length - 1;
+      id = this.numbers.length;
+      this.numbers.push(value);
+      this.numberIds.set(value, id);
+    }
+    return id;
+  }
+}
+
+const EMPTY_RESOURCE = resourceFromAttributes({});
+
+function msToHrTime(ms: number): HrTime {
+  const s = Math.floor(ms / 1000);
+  return [s, Math.round((ms - s * 1000) * 1e6)];
+}
