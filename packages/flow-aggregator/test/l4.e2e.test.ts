@@ -104,11 +104,29 @@ describePrivileged(
       await withLab({}, async (lab) => {
         const pcap = join(dir, "loss.pcap");
         // no segmentation offloads: the capture sees MSS-sized segments, as on a physical link
-        for (const ns of [lab.ns.a, lab.ns.b]) lab.exec(ns, ["ethtool", "-K", "eth0", "tso", "off", "gso", "off", "gro", "off"]);
+        for (const ns of [lab.ns.a, lab.ns.b])
+          lab.exec(ns, ["ethtool", "-K", "eth0", "tso", "off", "gso", "off", "gro", "off"]);
         await lab.start(lab.ns.b, ["python3", PEER, "server", String(SINK_PORT), "sink"], /ready/);
         const tcpdump = await lab.start(
           lab.ns.b,
-          ["tcpdump", "-i", "eth0", "-n", "-U", "-B", "8192", "--time-stamp-precision", "nano", "-s", "256", "-w", pcap, "tcp", "port", String(SINK_PORT)],
+          [
+            "tcpdump",
+            "-i",
+            "eth0",
+            "-n",
+            "-U",
+            "-B",
+            "8192",
+            "--time-stamp-precision",
+            "nano",
+            "-s",
+            "256",
+            "-w",
+            pcap,
+            "tcp",
+            "port",
+            String(SINK_PORT),
+          ],
           /listening on/,
         );
         // drop 3% of the client's segments after capture (INPUT runs after AF_PACKET taps)
@@ -147,8 +165,23 @@ describePrivileged(
 
         const conv = tsharkConversations(pcap, lab.ip.a);
         if (process.env.KALMAN_DEBUG_L4) {
-          console.log([...conv.entries()], seen.flows.map((f) => [f.clientPort, f.packetsTx, f.packetsRx, f.bytesTx, f.bytesRx, f.retransTx, f.retransRx, f.outOfOrderTx, f.lostTx]));
-          console.log(execFileSync("tshark", ["-r", pcap, "-Y", "tcp.analysis.flags"], { encoding: "utf8" }).slice(0, 3000));
+          console.log(
+            [...conv.entries()],
+            seen.flows.map((f) => [
+              f.clientPort,
+              f.packetsTx,
+              f.packetsRx,
+              f.bytesTx,
+              f.bytesRx,
+              f.retransTx,
+              f.retransRx,
+              f.outOfOrderTx,
+              f.lostTx,
+            ]),
+          );
+          console.log(
+            execFileSync("tshark", ["-r", pcap, "-Y", "tcp.analysis.flags"], { encoding: "utf8" }).slice(0, 3000),
+          );
           console.log(execFileSync("capinfos", [pcap], { encoding: "utf8" }));
         }
         expect(conv.size).toBe(4);
