@@ -518,6 +518,12 @@ struct {
 	__uint(max_entries, 64 * 1024);
 } exec_events SEC(".maps");
 
+/* The socket behind an fd of this process is still `sk` (a learnt binding may be stale). */
+static __always_inline bool fd_still(__u32 fd, __u64 sk)
+{
+	return (__u64)fd_to_any_sock(fd) == sk;
+}
+
 static __always_inline void tls_bind(__u64 ssl, __u64 sk, __u32 fd)
 {
 	struct ssl_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .ssl = ssl};
@@ -549,15 +555,23 @@ static __always_inline void flush_pending(struct kl_config *cfg, struct sock *sk
 	struct tls_pending_buf *p = bpf_map_lookup_elem(&tls_pending, &tid);
 	if (!p)
 		return;
-	__u64 ssl = p->ev.id.sock_id;
+	struct ssl_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .ssl = p->ev.id.sock_id};
+	struct ssl_sock *bound = bpf_map_lookup_elem(&ssl_socks, &key);
+	if (bound && bound->sk != (__u64)sk && fd_still(bound->fd, bound->sk)) {
+		/* this write is another connection's: the SSL object's own socket, without a seq */
+		sk = (struct sock *)bound->sk;
+		fd = bound->fd;
+		p->ev.tcp_seq = 0;
+	} else {
+		struct tcp_sock *tp = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
+		p->ev.tcp_seq = tp->write_seq;
+		p->ev.hdr.flags |= KL_F_SEQ_VALID;
+		tls_bind(key.ssl, (__u64)sk, fd);
+	}
 	struct sock_info *info = sock_lookup_or_create((__u64)sk, KL_ROLE_UNKNOWN);
 	if (info)
 		info->tls = 1;
-	tls_bind(ssl, (__u64)sk, fd);
 	fill_ident(&p->ev.id, sk, info, fd);
-	struct tcp_sock *tp = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
-	p->ev.tcp_seq = tp->write_seq;
-	p->ev.hdr.flags |= KL_F_SEQ_VALID;
 	__u64 size = sizeof(struct kl_data_event) + p->ev.cap_len;
 	if (ports_wanted(cfg, p->ev.id.sport, p->ev.id.dport) && size <= sizeof(struct tls_pending_buf)) {
 		barrier_var(size);
@@ -788,6 +802,19 @@ static __always_inline bool recover_in_flight(struct data_args *a, long ret, __u
 	return true;
 }
 
+/* A rebuilt (in flight at attach) syscall that carries TLS ciphertext. */
+static __always_inline bool tls_recovered(struct data_args *a)
+{
+	struct kl_config *cfg = get_config();
+	if (!cfg || !(cfg->flags & KL_CFG_TLS))
+		return false;
+	struct tls_call *call = bpf_task_storage_get(&tls_calls, bpf_get_current_task_btf(), 0, 0);
+	if (call && call->active)
+		return true;
+	struct sock_info *info = bpf_map_lookup_elem(&sockets, &a->sk);
+	return info && info->tls;
+}
+
 /* `kind` is a compile-time constant per program, so each program keeps only its own case. */
 static __always_inline int data_exit(long ret, const __u16 kind, const __u8 direction)
 {
@@ -800,6 +827,8 @@ static __always_inline int data_exit(long ret, const __u16 kind, const __u8 dire
 			return 0;
 	} else if (ret <= 0 || !recover_in_flight(&a, ret, kind, direction)) {
 		return 0;
+	} else if (tls_recovered(&a)) {
+		return 0; /* ciphertext: inside a TLS call, or of a TLS socket */
 	}
 	struct kl_config *cfg = get_config();
 	struct scratch_buf *s = get_scratch();
@@ -1106,12 +1135,6 @@ static __always_inline int tls_enter(__u64 ssl, __u64 buf, __u64 len_ptr, __u16 
 	return 0;
 }
 
-/* The socket behind an fd of this process is still `sk` (a learnt binding may be stale). */
-static __always_inline bool fd_still(__u32 fd, __u64 sk)
-{
-	return (__u64)fd_to_any_sock(fd) == sk;
-}
-
 static __always_inline int tls_exit(long ret)
 {
 	struct tls_call *cp = bpf_task_storage_get(&tls_calls, bpf_get_current_task_btf(), 0, 0);
@@ -1145,13 +1168,11 @@ static __always_inline int tls_exit(long ret)
 		.syscall = c.kind,
 		.direction = c.direction,
 	};
-	if (!a.sk) {
-		/* No syscall inside the call: the SSL object's known socket, or (a read) this thread's last read. */
+	if (!a.sk && c.direction == KL_DIR_INGRESS) {
+		/* No syscall inside the call: the SSL object's known socket, or this thread's last read. */
 		struct ssl_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .ssl = c.ssl};
 		struct ssl_sock *bound = bpf_map_lookup_elem(&ssl_socks, &key);
-		struct last_read *lr = NULL;
-		if (c.direction == KL_DIR_INGRESS)
-			lr = bpf_task_storage_get(&last_reads, bpf_get_current_task_btf(), 0, 0);
+		struct last_read *lr = bpf_task_storage_get(&last_reads, bpf_get_current_task_btf(), 0, 0);
 		if (bound && fd_still(bound->fd, bound->sk)) {
 			a.sk = bound->sk;
 			a.fd = bound->fd;
@@ -1171,7 +1192,8 @@ static __always_inline int tls_exit(long ret)
 			count_tls(KL_TLS_CNT_NO_SOCKET);
 			return 0;
 		}
-		/* Hold it for the thread's next TCP write (memory BIO: the library's caller sends after). */
+		/* A write without a syscall (memory BIO): held for the thread's next TCP write, which the
+		 * library's caller makes right after, and which gives the TCP seq. */
 		struct kl_data_event *ev = &s->ev;
 		ev->hdr.type = KL_REC_DATA;
 		ev->hdr.flags = KL_F_TLS | (cap < bytes ? KL_F_TRUNCATED : 0);
