@@ -608,6 +608,12 @@ static __always_inline bool tls_on_syscall(struct kl_config *cfg, struct sock *s
 			call->tcp_seq = direction == KL_DIR_EGRESS ? tp->write_seq : tp->copied_seq;
 			call->seq_valid = 1;
 		}
+		if (direction == KL_DIR_INGRESS) {
+			/* the library reads for itself: an older read of the thread must not date later calls */
+			struct last_read *lr = bpf_task_storage_get(&last_reads, bpf_get_current_task_btf(), 0, 0);
+			if (lr && lr->sk == (__u64)sk)
+				lr->sk = 0;
+		}
 		count_tls(KL_TLS_CNT_CIPHERTEXT);
 		return true;
 	}
