@@ -1,7 +1,11 @@
 // TLS plaintext through uprobes: real handshakes between real programs (curl, openssl s_server, nginx,
 // Node https, Python ssl), traced by the real receiver; the records must be the HTTP exchanges inside.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { once } from "node:events";
+import { chownSync, copyFileSync, chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { receiverPreflight, SocketTracer } from "@kalman/ebpf-receiver";
+import { L7Aggregator } from "../src/aggregator.js";
+import { postgresql } from "../src/protocols/postgresql/index.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, run, startNginx, startUntil, stop, waitForPort } from "@kalman/examples";
@@ -39,6 +43,62 @@ function expectTlsExchanges(records: RequestRecord[], port: number, paths: strin
     expect(r.clientAddr).toBe("127.0.0.1");
     expect(r.clientPort).not.toBe(port);
   }
+}
+
+const GO_PROGRAM = `package main
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
+)
+
+func main() {
+	if os.Args[1] == "server" {
+		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/teapot" {
+				w.WriteHeader(418)
+			}
+			fmt.Fprintf(w, "go %s", r.URL.Path)
+		})
+		srv := &http.Server{Addr: "127.0.0.1:" + os.Args[2], TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
+		fmt.Println("listening")
+		if err := srv.ListenAndServeTLS(os.Args[3], os.Args[4]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}
+	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	for _, p := range os.Args[3:] {
+		r, err := c.Get("https://127.0.0.1:" + os.Args[2] + p)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+	}
+}
+`;
+
+/** Builds the Go HTTPS server/client above with Debian's golang (HTTP/1.1 over crypto/tls). */
+function buildGo(): string {
+  const src = join(dir, "go");
+  mkdirSync(src, { recursive: true });
+  writeFileSync(join(src, "main.go"), GO_PROGRAM);
+  const bin = join(src, "gotls");
+  execFileSync("go", ["build", "-o", bin, "main.go"], {
+    cwd: src,
+    env: { ...process.env, GOCACHE: join(src, "cache"), GO111MODULE: "off", HOME: src },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  return bin;
 }
 
 describePrivileged("TLS plaintext, end to end", () => {
@@ -160,6 +220,98 @@ c.close()`;
         ["/made", 201],
       ]);
       expect(side.every((r) => r.tls === true && r.serverPort === port && r.serverAddr === "127.0.0.1")).toBe(true);
+    }
+  });
+
+  it("a Go HTTPS server and client started after the tracer are picked up; their probes go when they exit", async () => {
+    const bin = buildGo();
+    const port = await freePort();
+    const tracer = SocketTracer.open({ ports: [port], closeOnSignals: false });
+    const agg = new L7Aggregator();
+    try {
+      const srv = await startUntil(bin, ["server", String(port), cert, key], /listening/);
+      children.push(srv.child);
+      // exec is noticed by the tracer itself; wait for the disassembly and attach to finish
+      for (let i = 0; i < 100 && !tracer.tlsTargets().some((t) => t.kind === "go"); i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await tracer.tlsSettled();
+      const target = tracer.tlsTargets().find((t) => t.kind === "go");
+      expect(target?.pids).toEqual([srv.child.pid]);
+      const client = await run(bin, ["client", String(port), "/g/1", "/teapot"]);
+      await new Promise((r) => setTimeout(r, 200));
+      for (let b = tracer.drainOnce(); b; b = tracer.drainOnce()) agg.ingestBatch(b);
+      const records = http(agg.takeRecords());
+      for (const [side, pid] of [
+        [clientSide(records), client.pid],
+        [serverSide(records), srv.child.pid],
+      ] as const) {
+        expect(side.map((r) => [r.resource, r.code])).toEqual([
+          ["/g/1", 200],
+          ["/teapot", 418],
+        ]);
+        expect(side.every((r) => r.tls === true && r.pid === pid && r.serverPort === port)).toBe(true);
+      }
+      const c = clientSide(records);
+      const s2 = serverSide(records);
+      expect(s2.map((r) => r.reqTcpSeq)).toEqual(c.map((r) => r.reqTcpSeq));
+      // the server exits: no process maps the binary, its probes are detached
+      await stop(srv.child);
+      tracer.pruneTlsTargets();
+      expect(tracer.tlsTargets().filter((t) => t.kind === "go")).toEqual([]);
+      expect(tracer.stats().tlsAttachFailures).toEqual({});
+    } finally {
+      tracer.close();
+    }
+  });
+
+  it("psql with sslmode=require against PostgreSQL with ssl=on: queries are recorded as TLS", async () => {
+    const BIN = "/usr/lib/postgresql/15/bin";
+    const pgdir = mkdtempSync(join(tmpdir(), `kalman-tls-pg-${process.pid}-`));
+    const uid = Number(execFileSync("id", ["-u", "postgres"]).toString().trim());
+    const gid = Number(execFileSync("id", ["-g", "postgres"]).toString().trim());
+    chownSync(pgdir, uid, gid);
+    execFileSync("runuser", ["-u", "postgres", "--", `${BIN}/initdb`, "-D", `${pgdir}/data`, "-U", "postgres", "--auth=trust"], {
+      stdio: "ignore",
+    });
+    for (const [from, to] of [
+      [cert, "server.crt"],
+      [key, "server.key"],
+    ] as const) {
+      copyFileSync(from, join(pgdir, to));
+      chownSync(join(pgdir, to), uid, gid);
+      chmodSync(join(pgdir, to), 0o600);
+    }
+    const port = await freePort();
+    const pg = spawn(
+      `${BIN}/postgres`,
+      [
+        ...["-D", `${pgdir}/data`, "-p", String(port), "-k", pgdir, "-c", "listen_addresses=127.0.0.1"],
+        ...["-c", "ssl=on", "-c", `ssl_cert_file=${pgdir}/server.crt`, "-c", `ssl_key_file=${pgdir}/server.key`],
+      ],
+      { uid, gid, cwd: pgdir, stdio: "ignore" },
+    );
+    try {
+      await waitForPort(port);
+      const conn = `host=127.0.0.1 port=${port} user=postgres dbname=postgres sslmode=require`;
+      const { records } = await observe({ ports: [port], parsers: [postgresql] }, () =>
+        run("psql", [conn, "-X", "-q", "-o", "/dev/null", "-c", "SELECT 42 AS answer", "-c", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"]),
+      );
+      for (const side of [serverSide(records), clientSide(records)]) {
+        const queries = side.filter((r) => r.protocol === "postgresql" && r.requestType === "SELECT");
+        expect(queries.map((r) => r.resource)).toEqual([
+          "SELECT ? AS answer",
+          "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        ]);
+        expect(queries.every((r) => r.tls === true && r.status === "ok" && r.serverPort === port)).toBe(true);
+      }
+    } finally {
+      if (pg.exitCode === null && pg.signalCode === null) {
+        const exited = once(pg, "exit");
+        pg.kill("SIGINT"); // fast shutdown
+        await exited;
+      }
+      rmSync(pgdir, { recursive: true, force: true });
     }
   });
 
