@@ -2,14 +2,14 @@
 // Node https, Python ssl), traced by the real receiver; the records must be the HTTP exchanges inside.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
-import { chownSync, copyFileSync, chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { receiverPreflight, SocketTracer } from "@kalman/ebpf-receiver";
-import { L7Aggregator } from "../src/aggregator.js";
-import { postgresql } from "../src/protocols/postgresql/index.js";
+import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { SocketTracer } from "@kalman/ebpf-receiver";
 import { freePort, run, startNginx, startUntil, stop, waitForPort } from "@kalman/examples";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import { L7Aggregator } from "../src/aggregator.js";
+import { postgresql } from "../src/protocols/postgresql/index.js";
 import type { RequestRecord } from "../src/types.js";
 import { clientSide, describePrivileged, observe, serverSide } from "./support/observe.js";
 
@@ -24,7 +24,21 @@ beforeAll(() => {
   key = join(dir, "key.pem");
   execFileSync(
     "openssl",
-    ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost"],
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-days",
+      "1",
+      "-subj",
+      "/CN=localhost",
+    ],
     { stdio: "ignore" },
   );
 });
@@ -104,9 +118,13 @@ function buildGo(): string {
 describePrivileged("TLS plaintext, end to end", () => {
   it("curl against openssl s_server -www: the client's requests are HTTP records marked tls", async () => {
     const port = await freePort();
-    const srv = spawn("openssl", ["s_server", "-www", "-accept", `127.0.0.1:${port}`, "-cert", cert, "-key", key, "-quiet"], {
-      stdio: "ignore",
-    });
+    const srv = spawn(
+      "openssl",
+      ["s_server", "-www", "-accept", `127.0.0.1:${port}`, "-cert", cert, "-key", key, "-quiet"],
+      {
+        stdio: "ignore",
+      },
+    );
     children.push(srv);
     await waitForPort(port);
     const { records, stats, receiver } = await observe({ ports: [port] }, () =>
@@ -271,9 +289,13 @@ c.close()`;
     const uid = Number(execFileSync("id", ["-u", "postgres"]).toString().trim());
     const gid = Number(execFileSync("id", ["-g", "postgres"]).toString().trim());
     chownSync(pgdir, uid, gid);
-    execFileSync("runuser", ["-u", "postgres", "--", `${BIN}/initdb`, "-D", `${pgdir}/data`, "-U", "postgres", "--auth=trust"], {
-      stdio: "ignore",
-    });
+    execFileSync(
+      "runuser",
+      ["-u", "postgres", "--", `${BIN}/initdb`, "-D", `${pgdir}/data`, "-U", "postgres", "--auth=trust"],
+      {
+        stdio: "ignore",
+      },
+    );
     for (const [from, to] of [
       [cert, "server.crt"],
       [key, "server.key"],
@@ -295,7 +317,17 @@ c.close()`;
       await waitForPort(port);
       const conn = `host=127.0.0.1 port=${port} user=postgres dbname=postgres sslmode=require`;
       const { records } = await observe({ ports: [port], parsers: [postgresql] }, () =>
-        run("psql", [conn, "-X", "-q", "-o", "/dev/null", "-c", "SELECT 42 AS answer", "-c", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"]),
+        run("psql", [
+          conn,
+          "-X",
+          "-q",
+          "-o",
+          "/dev/null",
+          "-c",
+          "SELECT 42 AS answer",
+          "-c",
+          "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        ]),
       );
       for (const side of [serverSide(records), clientSide(records)]) {
         const queries = side.filter((r) => r.protocol === "postgresql" && r.requestType === "SELECT");
