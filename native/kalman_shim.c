@@ -386,6 +386,27 @@ int kl_tracer_prog_ids(kl_tracer *t, uint32_t *out, int n)
 	return count;
 }
 
+static void *destroy_link(void *link);
+
+/* Destroys links from parallel threads (each detach waits for an RCU grace period), 128 at a time. */
+static void destroy_parallel(struct bpf_link **links, int n)
+{
+	enum { CHUNK = 128 };
+	for (int base = 0; base < n; base += CHUNK) {
+		int m = n - base < CHUNK ? n - base : CHUNK;
+		pthread_t threads[CHUNK];
+		int started[CHUNK] = {0};
+		for (int i = 0; i < m; i++)
+			started[i] = pthread_create(&threads[i], NULL, destroy_link, links[base + i]) == 0;
+		for (int i = 0; i < m; i++) {
+			if (started[i])
+				pthread_join(threads[i], NULL);
+			else
+				bpf_link__destroy(links[base + i]);
+		}
+	}
+}
+
 /* ---- TLS targets ---------------------------------------------------------------------- */
 
 int kl_tracer_set_tls(kl_tracer *t, int on)
@@ -449,8 +470,7 @@ int kl_tls_detach(kl_tracer *t, int target)
 	if (target < 0 || target >= KL_MAX_TLS_TARGETS || !t->targets[target].used)
 		return -EINVAL;
 	struct kl_tls_target *tg = &t->targets[target];
-	for (int i = 0; i < tg->nlinks; i++)
-		bpf_link__destroy(tg->links[i]);
+	destroy_parallel(tg->links, tg->nlinks);
 	free(tg->links);
 	memset(tg, 0, sizeof(*tg));
 	return 0;
@@ -624,10 +644,34 @@ void kl_tracer_destroy(kl_tracer *t)
 {
 	if (!t)
 		return;
-	destroy_links(t);
+	/* every link at once: each detach waits ~1 s (RCU), in parallel they take that once */
+	int total = t->nlinks;
 	for (int i = 0; i < KL_MAX_TLS_TARGETS; i++)
-		if (t->targets[i].used)
-			kl_tls_detach(t, i);
+		total += t->targets[i].used ? t->targets[i].nlinks : 0;
+	struct bpf_link **all = total ? calloc((size_t)total, sizeof(*all)) : NULL;
+	int n = 0;
+	if (all) {
+		memcpy(all, t->links, (size_t)t->nlinks * sizeof(*all));
+		n = t->nlinks;
+		t->nlinks = 0;
+	} else {
+		destroy_links(t);
+	}
+	for (int i = 0; i < KL_MAX_TLS_TARGETS; i++) {
+		struct kl_tls_target *tg = &t->targets[i];
+		if (!tg->used)
+			continue;
+		for (int j = 0; j < tg->nlinks; j++) {
+			if (all)
+				all[n++] = tg->links[j];
+			else
+				bpf_link__destroy(tg->links[j]);
+		}
+		free(tg->links);
+		memset(tg, 0, sizeof(*tg));
+	}
+	destroy_parallel(all, n);
+	free(all);
 	if (t->exec_rb)
 		ring_buffer__free(t->exec_rb);
 	if (t->rb)
