@@ -3,6 +3,7 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { get as httpsGet } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SocketTracer } from "@kalman/ebpf-receiver";
@@ -171,6 +172,29 @@ describePrivileged("TLS plaintext, end to end", () => {
       }
     });
   }
+
+  it("the agent's own TLS requests (from the tracing process) are not captured; the server's view is", async () => {
+    const nginx = await startNginx(
+      `    ssl_certificate ${cert};\n    ssl_certificate_key ${key};\n    location / { return 200 "ok\\n"; }\n`,
+      undefined,
+      { listenSuffix: " ssl" },
+    );
+    try {
+      const { records } = await observe({ ports: [nginx.port] }, async () => {
+        // this process holds the tracer, as the agent does when it exports over HTTPS
+        await new Promise<void>((ok, ko) =>
+          httpsGet({ host: "127.0.0.1", port: nginx.port, path: "/self", rejectUnauthorized: false }, (r) => {
+            r.resume();
+            r.on("end", ok);
+          }).on("error", ko),
+        );
+      });
+      expect(records.filter((r) => r.pid === process.pid)).toEqual([]);
+      expect(http(serverSide(records)).map((r) => [r.resource, r.tls, r.comm])).toEqual([["/self", true, "nginx"]]);
+    } finally {
+      await nginx.stop();
+    }
+  });
 
   it("Node https server and client (OpenSSL inside the node binary): both sides, seq-linked", async () => {
     const port = await freePort();
