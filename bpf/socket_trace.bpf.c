@@ -531,6 +531,37 @@ static __always_inline void tls_bind(__u64 ssl, __u64 sk, __u32 fd)
 	bpf_map_update_elem(&ssl_socks, &key, &val, BPF_ANY);
 }
 
+static __always_inline bool is_tls_sock(__u64 sk)
+{
+	struct sock_info *info = bpf_map_lookup_elem(&sockets, &sk);
+	return info && info->tls;
+}
+
+/* The first bytes a write is about to send are a TLS record header (content type 20-23, version 3.x). */
+static __always_inline bool starts_tls_record(__u64 buf, __u16 syscall)
+{
+	__u64 base = buf;
+	if (syscall == KL_SYS_WRITEV || syscall == KL_SYS_SENDMSG) {
+		__u64 iov = buf;
+		if (syscall == KL_SYS_SENDMSG) {
+			struct user_msghdr msg = {};
+			if (bpf_probe_read_user(&msg, sizeof(msg), (void *)buf))
+				return false;
+			iov = (__u64)msg.msg_iov;
+		}
+		struct iovec v = {};
+		if (bpf_probe_read_user(&v, sizeof(v), (void *)iov))
+			return false;
+		base = (__u64)v.iov_base;
+	} else if (syscall != KL_SYS_WRITE && syscall != KL_SYS_SENDTO) {
+		return false;
+	}
+	__u8 h[3] = {};
+	if (bpf_probe_read_user(h, sizeof(h), (void *)base))
+		return false;
+	return h[0] >= 0x14 && h[0] <= 0x17 && h[1] == 0x03 && h[2] <= 0x04;
+}
+
 static __always_inline void mark_tls(__u64 sk)
 {
 	struct sock_info *info = sock_lookup_or_create(sk, KL_ROLE_UNKNOWN);
@@ -550,10 +581,14 @@ static __always_inline void note_last_read(struct data_args *a)
 }
 
 /* Sends the thread's held plaintext (if any) with the socket of the write that is starting now. */
-static __always_inline void flush_pending(struct kl_config *cfg, struct sock *sk, __u32 fd, __u32 tid)
+static __always_inline void flush_pending(struct kl_config *cfg, struct sock *sk, __u32 fd, __u32 tid, __u64 buf,
+					  __u16 syscall)
 {
 	struct tls_pending_buf *p = bpf_map_lookup_elem(&tls_pending, &tid);
 	if (!p)
+		return;
+	/* only a write of TLS: a plaintext socket the thread writes to in between keeps its bytes */
+	if (!is_tls_sock((__u64)sk) && !starts_tls_record(buf, syscall))
 		return;
 	struct ssl_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .ssl = p->ev.id.sock_id};
 	struct ssl_sock *bound = bpf_map_lookup_elem(&ssl_socks, &key);
@@ -594,7 +629,7 @@ static __always_inline void flush_pending(struct kl_config *cfg, struct sock *sk
  * held plaintext.
  */
 static __always_inline bool tls_on_syscall(struct kl_config *cfg, struct sock *sk, __u32 fd, __u8 direction,
-					   __u32 tid)
+					   __u32 tid, __u64 buf, __u16 syscall)
 {
 	struct tls_call *call = bpf_task_storage_get(&tls_calls, bpf_get_current_task_btf(), 0, 0);
 	if (call && call->active) {
@@ -618,7 +653,7 @@ static __always_inline bool tls_on_syscall(struct kl_config *cfg, struct sock *s
 		return true;
 	}
 	if (direction == KL_DIR_EGRESS)
-		flush_pending(cfg, sk, fd, tid);
+		flush_pending(cfg, sk, fd, tid, buf, syscall);
 	return false;
 }
 
@@ -654,7 +689,7 @@ static __always_inline int data_enter(__u32 fd, __u64 buf, __u64 vlen, __u64 add
 		return 0;
 	__u8 tls_socket = 0;
 	if ((cfg->flags & KL_CFG_TLS) && l4proto == IPPROTO_TCP) {
-		if (tls_on_syscall(cfg, sk, fd, direction, (__u32)pid_tgid))
+		if (tls_on_syscall(cfg, sk, fd, direction, (__u32)pid_tgid, buf, syscall))
 			return 0; /* ciphertext made inside a TLS call */
 		struct sock_info *now = bpf_map_lookup_elem(&sockets, &key); /* the call may have marked it */
 		tls_socket = now && now->tls;
@@ -1182,7 +1217,8 @@ static __always_inline int tls_exit(long ret)
 		if (bound && fd_still(bound->fd, bound->sk)) {
 			a.sk = bound->sk;
 			a.fd = bound->fd;
-		} else if (lr && lr->sk) {
+		} else if (lr && lr->sk && is_tls_sock(lr->sk)) {
+			/* only a socket already known to carry TLS (its handshake was seen) */
 			a.sk = lr->sk;
 			a.fd = lr->fd;
 		}
@@ -1219,7 +1255,8 @@ static __always_inline int tls_exit(long ret)
 		return 0;
 	}
 	tls_bind(c.ssl, a.sk, a.fd);
-	mark_tls(a.sk);
+	if (c.sk)
+		mark_tls(a.sk);
 	count_tls(KL_TLS_CNT_PLAINTEXT);
 	emit_data(cfg, s, &a, bytes, cap, 0, 0, 0, KL_F_TLS);
 	return 0;
@@ -1315,6 +1352,12 @@ static __always_inline int go_tls_enter(struct pt_regs *ctx, __u16 kind, __u8 di
 	};
 	struct go_call_key key = {.tgid = pid_tgid >> 32, .g = ctx->r14};
 	mark_tls((__u64)sk);
+	if (direction == KL_DIR_INGRESS) {
+		/* a read made before this call (the handshake's) must not date what the call returns */
+		struct last_read *lr = bpf_task_storage_get(&last_reads, bpf_get_current_task_btf(), 0, 0);
+		if (lr && lr->sk == (__u64)sk)
+			lr->sk = 0;
+	}
 	if (bpf_map_update_elem(&go_calls, &key, &call, BPF_ANY))
 		count(KL_CNT_STASH_FULL);
 	return 0;
@@ -1349,6 +1392,17 @@ int go_tls_return(struct pt_regs *ctx)
 		.syscall = c.kind,
 		.direction = c.direction,
 	};
+	if (c.direction == KL_DIR_INGRESS) {
+		/* Read may return bytes tls.Conn buffered earlier: the seq is that of the read the call made
+		 * (on this thread, just before returning), else unknown */
+		struct last_read *lr = bpf_task_storage_get(&last_reads, bpf_get_current_task_btf(), 0, 0);
+		if (lr && lr->sk == c.sk) {
+			a.tcp_seq = lr->tcp_seq;
+			lr->sk = 0;
+		} else {
+			a.seq_valid = 0;
+		}
+	}
 	__u32 cap = copy_user(s, 0, c.buf, capture_limit(cfg, (__u64)n));
 	count_tls(KL_TLS_CNT_PLAINTEXT);
 	emit_data(cfg, s, &a, (__u64)n, cap, 0, 0, 0, KL_F_TLS);

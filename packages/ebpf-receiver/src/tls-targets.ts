@@ -23,6 +23,8 @@ const RESCAN_AFTER_MS = [30, 300, 2000];
 const MAX_RESCANS = 4096;
 const EXEC_POLL_MS = 10;
 const LIVENESS_MS = 2000;
+const MAX_REJECTED = 65536;
+const MAX_FAILURE_REASONS = 64;
 
 interface Entry {
   id: number;
@@ -39,9 +41,9 @@ function keyFromStat(dev: number, ino: number): string {
   return `${major}:${minor}:${ino}`;
 }
 
+/** A mapping's identity within one process's maps (to look at each file once per scan). */
 function keyFromMaps(dev: string, inode: string): string {
-  const [maj, min] = dev.split(":");
-  return `${Number.parseInt(maj ?? "0", 16)}:${Number.parseInt(min ?? "0", 16)}:${inode}`;
+  return `${dev}:${inode}`;
 }
 
 /**
@@ -144,19 +146,27 @@ export class TlsTargets {
       if (parts.length < 6 || parts[1]?.[2] !== "x" || parts[4] === "0") continue;
       const path = line.slice(line.indexOf("/"));
       if (!path.startsWith("/") || path.endsWith(" (deleted)")) continue;
-      const key = keyFromMaps(parts[3] as string, parts[4] as string);
-      if (seen.has(key)) continue;
-      seen.add(key);
+      const isLib = LIBSSL.test(basename(path));
+      if (!isLib && path !== exe) continue;
+      const mapsKey = keyFromMaps(parts[3] as string, parts[4] as string);
+      if (seen.has(mapsKey)) continue;
+      seen.add(mapsKey);
+      // attach through the process's root, so binaries in other mount namespaces resolve
+      const via = `/proc/${pid}/root${path}`;
+      // keyed by stat, as the system libraries are (maps and stat may name the device differently)
+      let key: string;
+      try {
+        const st = statSync(via);
+        key = keyFromStat(st.dev, st.ino);
+      } catch {
+        continue;
+      }
       const known = this.targets.get(key);
       if (known) {
         if (!known.pinned) known.pids.add(pid);
         continue;
       }
       if (this.rejected.has(key) || this.pending.has(key)) continue;
-      const isLib = LIBSSL.test(basename(path));
-      if (!isLib && path !== exe) continue;
-      // attach through the process's root, so binaries in other mount namespaces resolve
-      const via = `/proc/${pid}/root${path}`;
       this.examine(key, via, pid, isLib);
     }
   }
@@ -169,7 +179,7 @@ export class TlsTargets {
     const write = this.symbol(path, GO_WRITE);
     const read = write && this.symbol(path, GO_READ);
     if (!write || !read) {
-      this.rejected.add(key);
+      this.reject(key);
       return;
     }
     const job = Promise.all([returnOffsets(path, write), returnOffsets(path, read)])
@@ -209,10 +219,16 @@ export class TlsTargets {
     this.log.info("TLS probes attached", { path, kind });
   }
 
-  private fail(key: string, path: string, reason: string): void {
+  private reject(key: string): void {
+    if (this.rejected.size >= MAX_REJECTED) this.rejected.clear(); // bounded: they are looked at again
     this.rejected.add(key);
+  }
+
+  private fail(key: string, path: string, reason: string): void {
+    this.reject(key);
     // the reason without the path, so counts group
-    const why = reason.replace(path, "<binary>");
+    let why = reason.replace(path, "<binary>");
+    if (!this.failures.has(why) && this.failures.size >= MAX_FAILURE_REASONS) why = "other";
     this.failures.set(why, (this.failures.get(why) ?? 0) + 1);
     this.log.warn("TLS probes not attached", { path, reason });
   }

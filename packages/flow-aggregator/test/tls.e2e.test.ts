@@ -296,7 +296,11 @@ c.close()`;
       }
       const c = clientSide(records);
       const s2 = serverSide(records);
-      expect(s2.map((r) => r.reqTcpSeq)).toEqual(c.map((r) => r.reqTcpSeq));
+      // writes carry the TLS record's seq; a Read served from tls.Conn's buffer (the first request can
+      // arrive with the handshake's last read) has none: where the server knows it, it is the client's
+      expect(c.every((r) => r.reqTcpSeq !== undefined)).toBe(true);
+      expect(s2[1]?.reqTcpSeq).toBe(c[1]?.reqTcpSeq);
+      expect(s2.every((r, i) => r.reqTcpSeq === undefined || r.reqTcpSeq === c[i]?.reqTcpSeq)).toBe(true);
       // the server exits: no process maps the binary, its probes are detached
       await stop(srv.child);
       tracer.pruneTlsTargets();
