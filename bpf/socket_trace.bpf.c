@@ -65,6 +65,13 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KL_TLS_CNT__MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} tls_counters SEC(".maps");
+
 /* Room for a data event plus a payload written at offset < MAX with length <= MAX. */
 struct scratch_buf {
 	union {
@@ -93,6 +100,7 @@ struct data_args {
 	__u16 syscall;
 	__u8 direction;
 	__u8 seq_valid;
+	__u8 tls_socket; /* ciphertext of a TLS socket: not emitted (a read still updates last_read) */
 };
 
 /* Per-thread storage: one syscall in flight per thread, freed with the thread. */
@@ -132,6 +140,7 @@ struct sock_info {
 	__u32 netns;
 	__u8 saddr[KL_ADDR_LEN];
 	__u8 daddr[KL_ADDR_LEN];
+	__u8 tls; /* carries TLS: its syscall payloads are ciphertext, plaintext comes from uprobes */
 };
 
 struct {
@@ -156,6 +165,13 @@ struct kl_sock_event *kl_btf_anchor_sock_event __attribute__((unused));
 static __always_inline void count(__u32 which)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &which);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void count_tls(__u32 which)
+{
+	__u64 *v = bpf_map_lookup_elem(&tls_counters, &which);
 	if (v)
 		*v += 1;
 }
@@ -412,6 +428,235 @@ static __always_inline __u32 copy_iov(struct scratch_buf *s, __u64 iov_ptr, __u6
 	return w.off;
 }
 
+/* ---- TLS state (programs in the TLS section below) ------------------------------ */
+
+/* An OpenSSL SSL_read/SSL_write in flight on this thread (entry -> return). */
+struct tls_call {
+	__u64 enter_ns;
+	__u64 ssl;
+	__u64 buf;
+	__u64 len_ptr; /* size_t *written / *readbytes of the _ex calls, else 0 */
+	__u64 sk;      /* socket of the first syscall the call made, 0 if none */
+	__u32 fd;
+	__u32 tcp_seq;
+	__u16 kind;
+	__u8 direction;
+	__u8 active;
+	__u8 seq_valid;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct tls_call);
+} tls_calls SEC(".maps");
+
+/* The last TCP read of this thread: for TLS libraries that decrypt from memory (Node), after the read. */
+struct last_read {
+	__u64 sk;
+	__u32 fd;
+	__u32 tcp_seq;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct last_read);
+} last_reads SEC(".maps");
+
+/* SSL object -> socket, learnt from the syscalls of earlier calls. */
+struct ssl_key {
+	__u32 tgid;
+	__u32 pad0;
+	__u64 ssl;
+};
+
+struct ssl_sock {
+	__u64 sk;
+	__u32 fd;
+	__u32 pad0;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ssl_key);
+	__type(value, struct ssl_sock);
+} ssl_socks SEC(".maps");
+
+/*
+ * Plaintext of an SSL_write that made no syscall and whose SSL object has no socket yet (memory BIO,
+ * first write of a connection): held per thread until the thread's next TCP write, which carries it.
+ * The SSL pointer waits in ev.id.sock_id until the socket is known.
+ */
+struct tls_pending_buf {
+	union {
+		struct kl_data_event ev;
+		__u8 raw[sizeof(struct kl_data_event) + KL_CAPTURE_MAX];
+	};
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct tls_pending_buf);
+} tls_pending SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} tls_pid_allow SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024);
+} exec_events SEC(".maps");
+
+/* The socket behind an fd of this process is still `sk` (a learnt binding may be stale). */
+static __always_inline bool fd_still(__u32 fd, __u64 sk)
+{
+	return (__u64)fd_to_any_sock(fd) == sk;
+}
+
+static __always_inline void tls_bind(__u64 ssl, __u64 sk, __u32 fd)
+{
+	struct ssl_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .ssl = ssl};
+	struct ssl_sock val = {.sk = sk, .fd = fd};
+	bpf_map_update_elem(&ssl_socks, &key, &val, BPF_ANY);
+}
+
+static __always_inline bool is_tls_sock(__u64 sk)
+{
+	struct sock_info *info = bpf_map_lookup_elem(&sockets, &sk);
+	return info && info->tls;
+}
+
+/* The first bytes a write is about to send are a TLS record header (content type 20-23, version 3.x). */
+static __always_inline bool starts_tls_record(__u64 buf, __u16 syscall)
+{
+	__u64 base = buf;
+	if (syscall == KL_SYS_WRITEV || syscall == KL_SYS_SENDMSG) {
+		__u64 iov = buf;
+		if (syscall == KL_SYS_SENDMSG) {
+			struct user_msghdr msg = {};
+			if (bpf_probe_read_user(&msg, sizeof(msg), (void *)buf))
+				return false;
+			iov = (__u64)msg.msg_iov;
+		}
+		struct iovec v = {};
+		if (bpf_probe_read_user(&v, sizeof(v), (void *)iov))
+			return false;
+		base = (__u64)v.iov_base;
+	} else if (syscall != KL_SYS_WRITE && syscall != KL_SYS_SENDTO) {
+		return false;
+	}
+	__u8 h[3] = {};
+	if (bpf_probe_read_user(h, sizeof(h), (void *)base))
+		return false;
+	return h[0] >= 0x14 && h[0] <= 0x17 && h[1] == 0x03 && h[2] <= 0x04;
+}
+
+static __always_inline void mark_tls(__u64 sk)
+{
+	struct sock_info *info = sock_lookup_or_create(sk, KL_ROLE_UNKNOWN);
+	if (info)
+		info->tls = 1;
+}
+
+static __always_inline void note_last_read(struct data_args *a)
+{
+	struct last_read *lr =
+		bpf_task_storage_get(&last_reads, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!lr)
+		return;
+	lr->sk = a->sk;
+	lr->fd = a->fd;
+	lr->tcp_seq = a->tcp_seq;
+}
+
+/* Sends the thread's held plaintext (if any) with the socket of the write that is starting now. */
+static __always_inline void flush_pending(struct kl_config *cfg, struct sock *sk, __u32 fd, __u32 tid, __u64 buf,
+					  __u16 syscall)
+{
+	struct tls_pending_buf *p = bpf_map_lookup_elem(&tls_pending, &tid);
+	if (!p)
+		return;
+	/* only a write of TLS: a plaintext socket the thread writes to in between keeps its bytes */
+	if (!is_tls_sock((__u64)sk) && !starts_tls_record(buf, syscall))
+		return;
+	struct ssl_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .ssl = p->ev.id.sock_id};
+	struct ssl_sock *bound = bpf_map_lookup_elem(&ssl_socks, &key);
+	if (bound && bound->sk != (__u64)sk && fd_still(bound->fd, bound->sk)) {
+		/* this write is another connection's: the SSL object's own socket, without a seq */
+		sk = (struct sock *)bound->sk;
+		fd = bound->fd;
+		p->ev.tcp_seq = 0;
+	} else {
+		struct tcp_sock *tp = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
+		p->ev.tcp_seq = tp->write_seq;
+		p->ev.hdr.flags |= KL_F_SEQ_VALID;
+		tls_bind(key.ssl, (__u64)sk, fd);
+	}
+	struct sock_info *info = sock_lookup_or_create((__u64)sk, KL_ROLE_UNKNOWN);
+	if (info)
+		info->tls = 1;
+	fill_ident(&p->ev.id, sk, info, fd);
+	__u64 size = sizeof(struct kl_data_event) + p->ev.cap_len;
+	if (ports_wanted(cfg, p->ev.id.sport, p->ev.id.dport) && size <= sizeof(struct tls_pending_buf)) {
+		barrier_var(size);
+		if (size <= sizeof(struct tls_pending_buf)) {
+			p->ev.hdr.size = (__u32)size;
+			if (bpf_ringbuf_output(&events, p, size, BPF_RB_NO_WAKEUP))
+				count(KL_CNT_RINGBUF_FULL);
+			else {
+				count(KL_CNT_EVENTS);
+				count_tls(KL_TLS_CNT_PLAINTEXT);
+			}
+		}
+	}
+	bpf_map_delete_elem(&tls_pending, &tid);
+}
+
+/*
+ * A TCP data syscall is starting. Inside an SSL call it identifies the call's socket (and TCP seq);
+ * returns true then: its bytes are ciphertext, not emitted. Otherwise a write carries the thread's
+ * held plaintext.
+ */
+static __always_inline bool tls_on_syscall(struct kl_config *cfg, struct sock *sk, __u32 fd, __u8 direction,
+					   __u32 tid, __u64 buf, __u16 syscall)
+{
+	struct tls_call *call = bpf_task_storage_get(&tls_calls, bpf_get_current_task_btf(), 0, 0);
+	if (call && call->active) {
+		if (!call->sk) {
+			call->sk = (__u64)sk;
+			call->fd = fd;
+			mark_tls((__u64)sk);
+		}
+		if (call->sk == (__u64)sk && !call->seq_valid && direction == call->direction) {
+			struct tcp_sock *tp = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
+			call->tcp_seq = direction == KL_DIR_EGRESS ? tp->write_seq : tp->copied_seq;
+			call->seq_valid = 1;
+		}
+		if (direction == KL_DIR_INGRESS) {
+			/* the library reads for itself: an older read of the thread must not date later calls */
+			struct last_read *lr = bpf_task_storage_get(&last_reads, bpf_get_current_task_btf(), 0, 0);
+			if (lr && lr->sk == (__u64)sk)
+				lr->sk = 0;
+		}
+		count_tls(KL_TLS_CNT_CIPHERTEXT);
+		return true;
+	}
+	if (direction == KL_DIR_EGRESS)
+		flush_pending(cfg, sk, fd, tid, buf, syscall);
+	return false;
+}
+
 /* ---- data syscalls ----------------------------------------------------------- */
 
 static __always_inline int data_enter(__u32 fd, __u64 buf, __u64 vlen, __u64 addr, __u16 syscall, __u8 direction)
@@ -442,6 +687,13 @@ static __always_inline int data_enter(__u32 fd, __u64 buf, __u64 vlen, __u64 add
 	/* An unconnected UDP socket's peer is only known from the arguments; decide at exit. */
 	if (dport != 0 && !ports_wanted(cfg, sport, dport))
 		return 0;
+	__u8 tls_socket = 0;
+	if ((cfg->flags & KL_CFG_TLS) && l4proto == IPPROTO_TCP) {
+		if (tls_on_syscall(cfg, sk, fd, direction, (__u32)pid_tgid, buf, syscall))
+			return 0; /* ciphertext made inside a TLS call */
+		struct sock_info *now = bpf_map_lookup_elem(&sockets, &key); /* the call may have marked it */
+		tls_socket = now && now->tls;
+	}
 
 	struct data_args args = {
 		.enter_ns = bpf_ktime_get_ns(),
@@ -452,6 +704,7 @@ static __always_inline int data_enter(__u32 fd, __u64 buf, __u64 vlen, __u64 add
 		.vlen = (__u32)vlen,
 		.syscall = syscall,
 		.direction = direction,
+		.tls_socket = tls_socket,
 	};
 	if (l4proto == IPPROTO_TCP) {
 		struct tcp_sock *tp = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
@@ -469,12 +722,19 @@ static __always_inline int data_enter(__u32 fd, __u64 buf, __u64 vlen, __u64 add
 
 /* Fill and emit one data record. `bytes` is what the syscall moved for this message. */
 static __always_inline void emit_data(struct kl_config *cfg, struct scratch_buf *s, struct data_args *a, __u64 bytes,
-				      __u32 cap_len, __u64 addr, __u32 seq_delta, __u8 msg_index)
+				      __u32 cap_len, __u64 addr, __u32 seq_delta, __u8 msg_index, __u16 flags)
 {
 	struct kl_data_event *ev = &s->ev;
 	struct sock *sk = (struct sock *)a->sk;
 	struct sock_info *info = sock_lookup_or_create(a->sk, KL_ROLE_UNKNOWN);
-	__u16 flags = 0;
+
+	/* A TLS handshake record on a TCP socket: the stream is ciphertext from here on. */
+	if ((cfg->flags & KL_CFG_TLS) && !(flags & KL_F_TLS) && info && cap_len >= 3 && a->seq_valid &&
+	    s->ev.payload[0] == 0x16 && s->ev.payload[1] == 0x03 && s->ev.payload[2] <= 0x04) {
+		info->tls = 1;
+		count_tls(KL_TLS_CNT_CIPHERTEXT);
+		return;
+	}
 
 	fill_ident(&ev->id, sk, info, a->fd);
 	if (ev->id.dport == 0 && peer_from_sockaddr(&ev->id, addr))
@@ -542,7 +802,7 @@ static long mmsg_step(__u32 i, void *ctx)
 		return 1;
 	}
 	__u32 cap = copy_iov(s, (__u64)m.msg_hdr.msg_iov, m.msg_hdr.msg_iovlen, capture_limit(cfg, m.msg_len));
-	emit_data(cfg, s, &w->args, m.msg_len, cap, (__u64)m.msg_hdr.msg_name, w->seq_delta, (__u8)i);
+	emit_data(cfg, s, &w->args, m.msg_len, cap, (__u64)m.msg_hdr.msg_name, w->seq_delta, (__u8)i, 0);
 	w->seq_delta += m.msg_len;
 	return 0;
 }
@@ -583,6 +843,19 @@ static __always_inline bool recover_in_flight(struct data_args *a, long ret, __u
 	return true;
 }
 
+/* A rebuilt (in flight at attach) syscall that carries TLS ciphertext. */
+static __always_inline bool tls_recovered(struct data_args *a)
+{
+	struct kl_config *cfg = get_config();
+	if (!cfg || !(cfg->flags & KL_CFG_TLS))
+		return false;
+	struct tls_call *call = bpf_task_storage_get(&tls_calls, bpf_get_current_task_btf(), 0, 0);
+	if (call && call->active)
+		return true;
+	struct sock_info *info = bpf_map_lookup_elem(&sockets, &a->sk);
+	return info && info->tls;
+}
+
 /* `kind` is a compile-time constant per program, so each program keeps only its own case. */
 static __always_inline int data_exit(long ret, const __u16 kind, const __u8 direction)
 {
@@ -595,11 +868,21 @@ static __always_inline int data_exit(long ret, const __u16 kind, const __u8 dire
 			return 0;
 	} else if (ret <= 0 || !recover_in_flight(&a, ret, kind, direction)) {
 		return 0;
+	} else if (tls_recovered(&a)) {
+		return 0; /* ciphertext: inside a TLS call, or of a TLS socket */
 	}
 	struct kl_config *cfg = get_config();
 	struct scratch_buf *s = get_scratch();
 	if (!cfg || !s)
 		return 0;
+	if (cfg->flags & KL_CFG_TLS) {
+		if (direction == KL_DIR_INGRESS && a.seq_valid)
+			note_last_read(&a);
+		if (a.tls_socket) {
+			count_tls(KL_TLS_CNT_CIPHERTEXT);
+			return 0;
+		}
+	}
 
 	switch (kind) {
 	case KL_SYS_READ:
@@ -607,13 +890,13 @@ static __always_inline int data_exit(long ret, const __u16 kind, const __u8 dire
 	case KL_SYS_SENDTO:
 	case KL_SYS_RECVFROM: {
 		__u32 cap = copy_user(s, 0, a.buf, capture_limit(cfg, ret));
-		emit_data(cfg, s, &a, ret, cap, a.addr, 0, 0);
+		emit_data(cfg, s, &a, ret, cap, a.addr, 0, 0, 0);
 		break;
 	}
 	case KL_SYS_READV:
 	case KL_SYS_WRITEV: {
 		__u32 cap = copy_iov(s, a.buf, a.vlen, capture_limit(cfg, ret));
-		emit_data(cfg, s, &a, ret, cap, 0, 0, 0);
+		emit_data(cfg, s, &a, ret, cap, 0, 0, 0, 0);
 		break;
 	}
 	case KL_SYS_SENDMSG:
@@ -624,7 +907,7 @@ static __always_inline int data_exit(long ret, const __u16 kind, const __u8 dire
 			break;
 		}
 		__u32 cap = copy_iov(s, (__u64)msg.msg_iov, msg.msg_iovlen, capture_limit(cfg, ret));
-		emit_data(cfg, s, &a, ret, cap, (__u64)msg.msg_name, 0, 0);
+		emit_data(cfg, s, &a, ret, cap, (__u64)msg.msg_name, 0, 0, 0);
 		break;
 	}
 	case KL_SYS_SENDMMSG:
@@ -854,5 +1137,292 @@ int on_tcp_retransmit_skb(struct tp_tcp_retransmit_skb *ctx)
 		return 0;
 	emit_sock((struct sock *)ctx->skaddr, info, KL_FD_NONE, KL_REC_TCP_RETRANS, KL_F_TASK_UNRELIABLE, 0, 0, 0,
 		  (__u8)ctx->state, (__u8)ctx->state);
+	return 0;
+}
+
+/* ---- TLS plaintext (uprobes, attached per target binary by user space) -------------------------- */
+
+static __always_inline bool tls_wanted(struct kl_config *cfg, __u32 tgid)
+{
+	if (!(cfg->flags & KL_CFG_TLS) || !task_wanted(cfg, tgid))
+		return false;
+	if (cfg->flags & KL_CFG_TLS_FILTER_PID)
+		return bpf_map_lookup_elem(&tls_pid_allow, &tgid) != NULL;
+	return true;
+}
+
+static __always_inline int tls_enter(__u64 ssl, __u64 buf, __u64 len_ptr, __u16 kind, __u8 direction)
+{
+	struct kl_config *cfg = get_config();
+	if (!cfg || !tls_wanted(cfg, bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	struct tls_call *call =
+		bpf_task_storage_get(&tls_calls, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!call) {
+		count(KL_CNT_STASH_FULL);
+		return 0;
+	}
+	call->enter_ns = bpf_ktime_get_ns();
+	call->ssl = ssl;
+	call->buf = buf;
+	call->len_ptr = len_ptr;
+	call->sk = 0;
+	call->fd = 0;
+	call->tcp_seq = 0;
+	call->kind = kind;
+	call->direction = direction;
+	call->seq_valid = 0;
+	call->active = 1;
+	return 0;
+}
+
+static __always_inline int tls_exit(long ret)
+{
+	struct tls_call *cp = bpf_task_storage_get(&tls_calls, bpf_get_current_task_btf(), 0, 0);
+	if (!cp || !cp->active)
+		return 0;
+	struct tls_call c = *cp;
+	cp->active = 0;
+	__u64 bytes;
+	if (c.len_ptr) {
+		/* SSL_read_ex / SSL_write_ex: 1 on success, the count in *readbytes / *written */
+		if (ret != 1 || bpf_probe_read_user(&bytes, sizeof(bytes), (void *)c.len_ptr))
+			return 0;
+	} else {
+		if (ret <= 0)
+			return 0;
+		bytes = (__u64)ret;
+	}
+	if (bytes == 0)
+		return 0;
+	struct kl_config *cfg = get_config();
+	struct scratch_buf *s = get_scratch();
+	if (!cfg || !s)
+		return 0;
+
+	struct data_args a = {
+		.enter_ns = c.enter_ns,
+		.sk = c.sk,
+		.fd = c.fd,
+		.tcp_seq = c.tcp_seq,
+		.seq_valid = c.seq_valid,
+		.syscall = c.kind,
+		.direction = c.direction,
+	};
+	if (!a.sk && c.direction == KL_DIR_INGRESS) {
+		/* No syscall inside the call: the SSL object's known socket, or this thread's last read. */
+		struct ssl_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .ssl = c.ssl};
+		struct ssl_sock *bound = bpf_map_lookup_elem(&ssl_socks, &key);
+		struct last_read *lr = bpf_task_storage_get(&last_reads, bpf_get_current_task_btf(), 0, 0);
+		if (bound && fd_still(bound->fd, bound->sk)) {
+			a.sk = bound->sk;
+			a.fd = bound->fd;
+		} else if (lr && lr->sk && is_tls_sock(lr->sk)) {
+			/* only a socket already known to carry TLS (its handshake was seen) */
+			a.sk = lr->sk;
+			a.fd = lr->fd;
+		}
+		if (a.sk && lr && lr->sk == a.sk) {
+			a.tcp_seq = lr->tcp_seq;
+			a.seq_valid = 1;
+			lr->sk = 0; /* one read, one TLS read */
+		}
+	}
+	__u32 cap = copy_user(s, 0, c.buf, capture_limit(cfg, bytes));
+	if (!a.sk) {
+		if (c.direction != KL_DIR_EGRESS) {
+			count_tls(KL_TLS_CNT_NO_SOCKET);
+			return 0;
+		}
+		/* A write without a syscall (memory BIO): held for the thread's next TCP write, which the
+		 * library's caller makes right after, and which gives the TCP seq. */
+		struct kl_data_event *ev = &s->ev;
+		ev->hdr.type = KL_REC_DATA;
+		ev->hdr.flags = KL_F_TLS | (cap < bytes ? KL_F_TRUNCATED : 0);
+		ev->enter_ns = c.enter_ns;
+		ev->exit_ns = bpf_ktime_get_ns();
+		ev->id.sock_id = c.ssl;
+		ev->bytes = bytes > 0xffffffffULL ? 0xffffffffU : (__u32)bytes;
+		ev->cap_len = cap;
+		ev->syscall = c.kind;
+		ev->direction = c.direction;
+		ev->msg_index = 0;
+		__u32 tid = (__u32)bpf_get_current_pid_tgid();
+		if (bpf_map_update_elem(&tls_pending, &tid, s, BPF_NOEXIST)) {
+			count_tls(KL_TLS_CNT_UNBOUND_REPLACED);
+			bpf_map_update_elem(&tls_pending, &tid, s, BPF_ANY);
+		}
+		return 0;
+	}
+	tls_bind(c.ssl, a.sk, a.fd);
+	if (c.sk)
+		mark_tls(a.sk);
+	count_tls(KL_TLS_CNT_PLAINTEXT);
+	emit_data(cfg, s, &a, bytes, cap, 0, 0, 0, KL_F_TLS);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_write_enter, void *ssl, const void *buf, int num)
+{
+	return tls_enter((__u64)ssl, (__u64)buf, 0, KL_SYS_SSL_WRITE, KL_DIR_EGRESS);
+}
+SEC("uprobe")
+int BPF_KPROBE(ssl_read_enter, void *ssl, void *buf, int num)
+{
+	return tls_enter((__u64)ssl, (__u64)buf, 0, KL_SYS_SSL_READ, KL_DIR_INGRESS);
+}
+SEC("uprobe")
+int BPF_KPROBE(ssl_write_ex_enter, void *ssl, const void *buf, __u64 num, __u64 *written)
+{
+	return tls_enter((__u64)ssl, (__u64)buf, (__u64)written, KL_SYS_SSL_WRITE, KL_DIR_EGRESS);
+}
+SEC("uprobe")
+int BPF_KPROBE(ssl_read_ex_enter, void *ssl, void *buf, __u64 num, __u64 *readbytes)
+{
+	return tls_enter((__u64)ssl, (__u64)buf, (__u64)readbytes, KL_SYS_SSL_READ, KL_DIR_INGRESS);
+}
+SEC("uretprobe")
+int BPF_KRETPROBE(ssl_exit, long ret)
+{
+	return tls_exit((int)ret); /* SSL_* return int */
+}
+
+/*
+ * Go crypto/tls.(*Conn).Write / Read (register ABI: RAX receiver, RBX buffer, RCX length; R14 the
+ * goroutine). Return values are read at each RET (user space finds them; uretprobes break Go stacks).
+ * The goroutine may change threads inside the call, so calls are keyed by goroutine.
+ */
+struct go_call_key {
+	__u32 tgid;
+	__u32 pad0;
+	__u64 g;
+};
+
+struct go_call {
+	__u64 enter_ns;
+	__u64 buf;
+	__u64 sk;
+	__u32 fd;
+	__u32 tcp_seq;
+	__u16 kind;
+	__u8 direction;
+	__u8 pad0;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct go_call_key);
+	__type(value, struct go_call);
+} go_calls SEC(".maps");
+
+/* tls.Conn{conn net.Conn (itab, data)} -> *net.TCPConn{conn{fd *netFD}} -> netFD{pfd poll.FD{fdmu 16 bytes, Sysfd}} */
+#define GO_CONN_DATA_OFF 8
+#define GO_NETFD_SYSFD_OFF 16
+
+static __always_inline int go_tls_enter(struct pt_regs *ctx, __u16 kind, __u8 direction)
+{
+	struct kl_config *cfg = get_config();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!cfg || !tls_wanted(cfg, pid_tgid >> 32))
+		return 0;
+	__u64 conn = ctx->ax, tcpconn = 0, netfd = 0;
+	__s64 sysfd = -1;
+	if (bpf_probe_read_user(&tcpconn, 8, (void *)(conn + GO_CONN_DATA_OFF)) || !tcpconn ||
+	    bpf_probe_read_user(&netfd, 8, (void *)tcpconn) || !netfd ||
+	    bpf_probe_read_user(&sysfd, 8, (void *)(netfd + GO_NETFD_SYSFD_OFF)) || sysfd < 0 || sysfd > 0xffffff) {
+		count_tls(KL_TLS_CNT_NO_SOCKET);
+		return 0;
+	}
+	struct sock *sk = fd_to_sock((__u32)sysfd);
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP) {
+		count_tls(KL_TLS_CNT_NO_SOCKET);
+		return 0;
+	}
+	struct tcp_sock *tp = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
+	struct go_call call = {
+		.enter_ns = bpf_ktime_get_ns(),
+		.buf = ctx->bx,
+		.sk = (__u64)sk,
+		.fd = (__u32)sysfd,
+		.tcp_seq = direction == KL_DIR_EGRESS ? tp->write_seq : tp->copied_seq,
+		.kind = kind,
+		.direction = direction,
+	};
+	struct go_call_key key = {.tgid = pid_tgid >> 32, .g = ctx->r14};
+	mark_tls((__u64)sk);
+	if (direction == KL_DIR_INGRESS) {
+		/* a read made before this call (the handshake's) must not date what the call returns */
+		struct last_read *lr = bpf_task_storage_get(&last_reads, bpf_get_current_task_btf(), 0, 0);
+		if (lr && lr->sk == (__u64)sk)
+			lr->sk = 0;
+	}
+	if (bpf_map_update_elem(&go_calls, &key, &call, BPF_ANY))
+		count(KL_CNT_STASH_FULL);
+	return 0;
+}
+
+SEC("uprobe")
+int go_tls_write_enter(struct pt_regs *ctx) { return go_tls_enter(ctx, KL_SYS_GO_TLS_WRITE, KL_DIR_EGRESS); }
+SEC("uprobe")
+int go_tls_read_enter(struct pt_regs *ctx) { return go_tls_enter(ctx, KL_SYS_GO_TLS_READ, KL_DIR_INGRESS); }
+
+/* At a RET of Write or Read: RAX holds n. */
+SEC("uprobe")
+int go_tls_return(struct pt_regs *ctx)
+{
+	struct go_call_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .g = ctx->r14};
+	struct go_call *cp = bpf_map_lookup_elem(&go_calls, &key);
+	if (!cp)
+		return 0;
+	struct go_call c = *cp;
+	bpf_map_delete_elem(&go_calls, &key);
+	__s64 n = (__s64)ctx->ax;
+	struct kl_config *cfg = get_config();
+	struct scratch_buf *s = get_scratch();
+	if (n <= 0 || !cfg || !s)
+		return 0;
+	struct data_args a = {
+		.enter_ns = c.enter_ns,
+		.sk = c.sk,
+		.fd = c.fd,
+		.tcp_seq = c.tcp_seq,
+		.seq_valid = 1,
+		.syscall = c.kind,
+		.direction = c.direction,
+	};
+	if (c.direction == KL_DIR_INGRESS) {
+		/* Read may return bytes tls.Conn buffered earlier: the seq is that of the read the call made
+		 * (on this thread, just before returning), else unknown */
+		struct last_read *lr = bpf_task_storage_get(&last_reads, bpf_get_current_task_btf(), 0, 0);
+		if (lr && lr->sk == c.sk) {
+			a.tcp_seq = lr->tcp_seq;
+			lr->sk = 0;
+		} else {
+			a.seq_valid = 0;
+		}
+	}
+	__u32 cap = copy_user(s, 0, c.buf, capture_limit(cfg, (__u64)n));
+	count_tls(KL_TLS_CNT_PLAINTEXT);
+	emit_data(cfg, s, &a, (__u64)n, cap, 0, 0, 0, KL_F_TLS);
+	return 0;
+}
+
+/* A process replaced its image: user space looks for TLS libraries in it. */
+SEC("tracepoint/sched/sched_process_exec")
+int on_process_exec(void *ctx)
+{
+	struct kl_config *cfg = get_config();
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!cfg || !tls_wanted(cfg, tgid))
+		return 0;
+	struct kl_exec_event ev = {
+		.hdr = {.type = KL_REC_EXEC, .size = sizeof(ev)},
+		.ts_ns = bpf_ktime_get_ns(),
+		.tgid = tgid,
+	};
+	if (bpf_ringbuf_output(&exec_events, &ev, sizeof(ev), 0))
+		count_tls(KL_TLS_CNT_EXEC_LOST);
 	return 0;
 }

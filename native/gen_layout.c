@@ -72,11 +72,12 @@ int main(void)
 	printf("export const RecordType = {\n  data: %d,\n  sock: %d,\n  tcpState: %d,\n  tcpRetransmit: %d,\n} as const;\n\n",
 	       KL_REC_DATA, KL_REC_SOCK, KL_REC_TCP_STATE, KL_REC_TCP_RETRANS);
 
-	printf("export const RecordFlag = {\n  truncated: %u,\n  seqValid: %u,\n  addrFromArg: %u,\n  taskUnreliable: %u,\n} as const;\n\n",
-	       KL_F_TRUNCATED, KL_F_SEQ_VALID, KL_F_ADDR_FROM_ARG, KL_F_TASK_UNRELIABLE);
+	printf("export const RecordFlag = {\n  truncated: %u,\n  seqValid: %u,\n  addrFromArg: %u,\n  taskUnreliable: %u,\n"
+	       "  tls: %u,\n} as const;\n\n",
+	       KL_F_TRUNCATED, KL_F_SEQ_VALID, KL_F_ADDR_FROM_ARG, KL_F_TASK_UNRELIABLE, KL_F_TLS);
 
-	printf("export const ConfigFlag = {\n  filterPid: %u,\n  filterPort: %u,\n} as const;\n\n",
-	       KL_CFG_FILTER_PID, KL_CFG_FILTER_PORT);
+	printf("export const ConfigFlag = {\n  filterPid: %u,\n  filterPort: %u,\n  tls: %u,\n  tlsFilterPid: %u,\n} as const;\n\n",
+	       KL_CFG_FILTER_PID, KL_CFG_FILTER_PORT, KL_CFG_TLS, KL_CFG_TLS_FILTER_PID);
 
 	printf("/** struct kl_packet (native/packet_record.h): one captured frame; its bytes follow the header. */\n");
 	printf("export const PacketRecord = {\n");
@@ -106,5 +107,10 @@ int main(void)
 	       "  delivered: %d,\n  truncated: %d,\n  loopbackSkipped: %d,\n  count: %d,\n} as const;\n",
 	       KL_CAP_KERNEL_PACKETS, KL_CAP_KERNEL_DROPS, KL_CAP_FREEZE_Q, KL_CAP_DELIVERED, KL_CAP_TRUNCATED,
 	       KL_CAP_LO_SKIPPED, KL_CAP__MAX);
+
+	printf("\nexport const TlsCounter = {\n  plaintext: %d,\n  ciphertext: %d,\n  noSocket: %d,\n  unboundReplaced: %d,\n"
+	       "  execLost: %d,\n  count: %d,\n} as const;\n",
+	       KL_TLS_CNT_PLAINTEXT, KL_TLS_CNT_CIPHERTEXT, KL_TLS_CNT_NO_SOCKET, KL_TLS_CNT_UNBOUND_REPLACED,
+	       KL_TLS_CNT_EXEC_LOST, KL_TLS_CNT__MAX);
 	return 0;
 }

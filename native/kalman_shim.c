@@ -16,6 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/types.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -24,6 +27,15 @@
 
 #define KL_MAX_PROGS 64
 #define KL_LOG_KEEP 16384
+#define KL_MAX_TLS_TARGETS 256
+#define KL_MAX_GO_RETS 64
+
+/* Uprobe links of one attached binary (a libssl, a node, a Go program). */
+struct kl_tls_target {
+	struct bpf_link **links;
+	int nlinks;
+	int used;
+};
 
 struct kl_tracer {
 	struct bpf_object *obj;
@@ -31,6 +43,12 @@ struct kl_tracer {
 	struct bpf_link *links[KL_MAX_PROGS];
 	int nlinks;
 	char skipped[1024]; /* programs not loaded: their hook is missing on this kernel */
+	int tls_on;
+	struct ring_buffer *exec_rb;
+	uint32_t *exec_pids;
+	int exec_cap;
+	int exec_n;
+	struct kl_tls_target targets[KL_MAX_TLS_TARGETS];
 	/* Current drain target, used by the ring buffer callback. */
 	uint8_t *buf;
 	uint32_t cap;
@@ -122,6 +140,18 @@ static void set_err(char *err, int errlen, int lines, const char *fmt, ...)
 /* ---- open / load / attach ------------------------------------------------------ */
 
 static int on_sample(void *ctx, void *data, size_t size);
+static int on_exec_sample(void *ctx, void *data, size_t size);
+
+static int is_uprobe(const struct bpf_program *prog)
+{
+	const char *sec = bpf_program__section_name(prog);
+	return strncmp(sec, "uprobe", 6) == 0 || strncmp(sec, "uretprobe", 9) == 0;
+}
+
+static int is_tls_prog(const struct bpf_program *prog)
+{
+	return is_uprobe(prog) || strcmp(bpf_program__section_name(prog), "tracepoint/sched/sched_process_exec") == 0;
+}
 
 static int tracepoint_exists(const char *sec)
 {
@@ -204,6 +234,15 @@ int kl_tracer_load(kl_tracer *t, char *err, int errlen)
 		set_err(err, errlen, 4, "cannot map the ring buffer (%s)", strerror(errno));
 		return rc;
 	}
+	if (t->tls_on) {
+		int efd = bpf_object__find_map_fd_by_name(t->obj, "exec_events");
+		t->exec_rb = efd >= 0 ? ring_buffer__new(efd, on_exec_sample, t, NULL) : NULL;
+		if (!t->exec_rb) {
+			rc = efd < 0 ? efd : -errno;
+			set_err(err, errlen, 4, "cannot map the exec ring buffer (%s)", strerror(-rc));
+			return rc;
+		}
+	}
 	return 0;
 }
 
@@ -213,8 +252,8 @@ int kl_tracer_attach(kl_tracer *t, char *err, int errlen)
 	struct bpf_program *prog;
 	bpf_object__for_each_program(prog, t->obj)
 	{
-		if (!bpf_program__autoload(prog))
-			continue;
+		if (!bpf_program__autoload(prog) || is_uprobe(prog))
+			continue; /* uprobes attach per target binary (kl_tls_attach_*) */
 		if (t->nlinks >= KL_MAX_PROGS) {
 			set_err(err, errlen, 0, "more than %d programs", KL_MAX_PROGS);
 			return -E2BIG;
@@ -262,7 +301,10 @@ int kl_tracer_configure(kl_tracer *t, uint32_t self_tgid, uint32_t capture_len, 
 
 int kl_tracer_allow(kl_tracer *t, int kind, uint32_t value, int on)
 {
-	const char *name = kind == KL_ALLOW_PID ? "pid_allow" : kind == KL_ALLOW_PORT ? "port_allow" : NULL;
+	const char *name = kind == KL_ALLOW_PID	      ? "pid_allow"
+			   : kind == KL_ALLOW_PORT    ? "port_allow"
+			   : kind == KL_ALLOW_TLS_PID ? "tls_pid_allow"
+						      : NULL;
 	if (!name)
 		return -EINVAL;
 	int fd = bpf_object__find_map_fd_by_name(t->obj, name);
@@ -271,7 +313,7 @@ int kl_tracer_allow(kl_tracer *t, int kind, uint32_t value, int on)
 	uint8_t one = 1;
 	uint32_t pid = value;
 	uint16_t port = (uint16_t)value;
-	void *key = kind == KL_ALLOW_PID ? (void *)&pid : (void *)&port;
+	void *key = kind == KL_ALLOW_PORT ? (void *)&port : (void *)&pid;
 	if (on)
 		return bpf_map_update_elem(fd, key, &one, BPF_ANY) ? -errno : 0;
 	return bpf_map_delete_elem(fd, key) && errno != ENOENT ? -errno : 0;
@@ -344,6 +386,235 @@ int kl_tracer_prog_ids(kl_tracer *t, uint32_t *out, int n)
 	return count;
 }
 
+static void *destroy_link(void *link);
+
+/* Destroys links from parallel threads (each detach waits for an RCU grace period), 128 at a time. */
+static void destroy_parallel(struct bpf_link **links, int n)
+{
+	enum { CHUNK = 128 };
+	for (int base = 0; base < n; base += CHUNK) {
+		int m = n - base < CHUNK ? n - base : CHUNK;
+		pthread_t threads[CHUNK];
+		int started[CHUNK] = {0};
+		for (int i = 0; i < m; i++)
+			started[i] = pthread_create(&threads[i], NULL, destroy_link, links[base + i]) == 0;
+		for (int i = 0; i < m; i++) {
+			if (started[i])
+				pthread_join(threads[i], NULL);
+			else
+				bpf_link__destroy(links[base + i]);
+		}
+	}
+}
+
+/* ---- TLS targets ---------------------------------------------------------------------- */
+
+int kl_tracer_set_tls(kl_tracer *t, int on)
+{
+	t->tls_on = on != 0;
+	struct bpf_program *prog;
+	bpf_object__for_each_program(prog, t->obj)
+	{
+		if (is_tls_prog(prog) && !t->tls_on)
+			bpf_program__set_autoload(prog, false);
+	}
+	return 0;
+}
+
+static struct bpf_program *prog_named(kl_tracer *t, const char *name)
+{
+	return bpf_object__find_program_by_name(t->obj, name);
+}
+
+static int target_alloc(kl_tracer *t, int nlinks)
+{
+	for (int i = 0; i < KL_MAX_TLS_TARGETS; i++) {
+		if (t->targets[i].used)
+			continue;
+		t->targets[i].links = calloc((size_t)nlinks, sizeof(struct bpf_link *));
+		if (!t->targets[i].links)
+			return -ENOMEM;
+		t->targets[i].used = 1;
+		t->targets[i].nlinks = 0;
+		return i;
+	}
+	return -ENOSPC;
+}
+
+/* Attaches one probe of a target; the symbol may be optional (absent -> 0, nothing attached). */
+static int probe(kl_tracer *t, int target, const char *prog_name, const char *path, const char *func, size_t offset,
+		 int retprobe, int optional, char *err, int errlen)
+{
+	struct bpf_program *prog = prog_named(t, prog_name);
+	if (!prog || bpf_program__fd(prog) < 0) {
+		set_err(err, errlen, 0, "program %s is not loaded (TLS off?)", prog_name);
+		return -ENOENT;
+	}
+	LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = retprobe, .func_name = func);
+	struct bpf_link *link = bpf_program__attach_uprobe_opts(prog, -1, path, offset, &opts);
+	if (!link) {
+		int rc = -errno;
+		if (optional && rc == -ENOENT)
+			return 0;
+		set_err(err, errlen, 2, "%s %s+%zu in %s: %s", retprobe ? "uretprobe" : "uprobe", func, offset, path,
+			strerror(-rc));
+		return rc;
+	}
+	struct kl_tls_target *tg = &t->targets[target];
+	tg->links[tg->nlinks++] = link;
+	return 0;
+}
+
+int kl_tls_detach(kl_tracer *t, int target)
+{
+	if (target < 0 || target >= KL_MAX_TLS_TARGETS || !t->targets[target].used)
+		return -EINVAL;
+	struct kl_tls_target *tg = &t->targets[target];
+	destroy_parallel(tg->links, tg->nlinks);
+	free(tg->links);
+	memset(tg, 0, sizeof(*tg));
+	return 0;
+}
+
+int kl_tls_attach_openssl(kl_tracer *t, const char *path, char *err, int errlen)
+{
+	log_reset();
+	static const struct {
+		const char *func, *entry;
+		int optional;
+	} fns[] = {
+		{"SSL_write", "ssl_write_enter", 0},
+		{"SSL_read", "ssl_read_enter", 0},
+		{"SSL_write_ex", "ssl_write_ex_enter", 1}, /* OpenSSL >= 1.1.1 */
+		{"SSL_read_ex", "ssl_read_ex_enter", 1},
+	};
+	int target = target_alloc(t, 8);
+	if (target < 0) {
+		set_err(err, errlen, 0, "too many TLS targets (%d)", KL_MAX_TLS_TARGETS);
+		return target;
+	}
+	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
+		int before = t->targets[target].nlinks;
+		int rc = probe(t, target, fns[i].entry, path, fns[i].func, 0, 0, fns[i].optional, err, errlen);
+		if (rc == 0 && t->targets[target].nlinks > before)
+			rc = probe(t, target, "ssl_exit", path, fns[i].func, 0, 1, 0, err, errlen);
+		if (rc < 0) {
+			kl_tls_detach(t, target);
+			return rc;
+		}
+	}
+	return target;
+}
+
+int kl_tls_attach_go(kl_tracer *t, const char *path, const uint32_t *write_rets, int nwrite, const uint32_t *read_rets,
+		     int nread, char *err, int errlen)
+{
+	log_reset();
+	if (nwrite <= 0 || nread <= 0 || nwrite > KL_MAX_GO_RETS || nread > KL_MAX_GO_RETS) {
+		set_err(err, errlen, 0, "Go TLS: %d/%d return points (1 to %d each)", nwrite, nread, KL_MAX_GO_RETS);
+		return -EINVAL;
+	}
+	int target = target_alloc(t, 2 + nwrite + nread);
+	if (target < 0) {
+		set_err(err, errlen, 0, "too many TLS targets (%d)", KL_MAX_TLS_TARGETS);
+		return target;
+	}
+	const char *wfn = "crypto/tls.(*Conn).Write", *rfn = "crypto/tls.(*Conn).Read";
+	int rc = probe(t, target, "go_tls_write_enter", path, wfn, 0, 0, 0, err, errlen);
+	if (rc == 0)
+		rc = probe(t, target, "go_tls_read_enter", path, rfn, 0, 0, 0, err, errlen);
+	for (int i = 0; rc == 0 && i < nwrite; i++)
+		rc = probe(t, target, "go_tls_return", path, wfn, write_rets[i], 0, 0, err, errlen);
+	for (int i = 0; rc == 0 && i < nread; i++)
+		rc = probe(t, target, "go_tls_return", path, rfn, read_rets[i], 0, 0, err, errlen);
+	if (rc < 0) {
+		kl_tls_detach(t, target);
+		return rc;
+	}
+	return target;
+}
+
+static int on_exec_sample(void *ctx, void *data, size_t size)
+{
+	kl_tracer *t = ctx;
+	if (size < sizeof(struct kl_exec_event))
+		return 0;
+	if (t->exec_n >= t->exec_cap)
+		return -ENOSPC;
+	t->exec_pids[t->exec_n++] = ((struct kl_exec_event *)data)->tgid;
+	return 0;
+}
+
+int kl_tracer_drain_execs(kl_tracer *t, uint32_t *pids, int cap)
+{
+	if (!t->exec_rb)
+		return 0;
+	t->exec_pids = pids;
+	t->exec_cap = cap;
+	t->exec_n = 0;
+	int rc = ring_buffer__consume(t->exec_rb);
+	t->exec_pids = NULL;
+	if (rc < 0 && rc != -ENOSPC)
+		return rc;
+	return t->exec_n;
+}
+
+int kl_tracer_tls_stats(kl_tracer *t, uint64_t *out, int n)
+{
+	int fd = bpf_object__find_map_fd_by_name(t->obj, "tls_counters");
+	int ncpu = libbpf_num_possible_cpus();
+	if (fd < 0 || ncpu <= 0)
+		return -ENOENT;
+	uint64_t *vals = calloc((size_t)ncpu, sizeof(uint64_t));
+	if (!vals)
+		return -ENOMEM;
+	int m = n < KL_TLS_CNT__MAX ? n : KL_TLS_CNT__MAX;
+	for (int i = 0; i < m; i++) {
+		uint32_t key = (uint32_t)i;
+		out[i] = 0;
+		if (bpf_map_lookup_elem(fd, &key, vals) == 0)
+			for (int c = 0; c < ncpu; c++)
+				out[i] += vals[c];
+	}
+	free(vals);
+	return m;
+}
+
+int kl_elf_symbol(const char *path, const char *name, uint64_t *addr, uint64_t *size)
+{
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -EINVAL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	int found = elf ? 0 : -ENOEXEC;
+	Elf_Scn *scn = NULL;
+	while (elf && !found && (scn = elf_nextscn(elf, scn)) != NULL) {
+		GElf_Shdr sh;
+		if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM) || !sh.sh_entsize)
+			continue;
+		Elf_Data *d = elf_getdata(scn, NULL);
+		size_t count = d ? sh.sh_size / sh.sh_entsize : 0;
+		for (size_t i = 0; i < count; i++) {
+			GElf_Sym sym;
+			if (!gelf_getsym(d, (int)i, &sym) || GELF_ST_TYPE(sym.st_info) != STT_FUNC || !sym.st_value)
+				continue;
+			const char *sname = elf_strptr(elf, sh.sh_link, sym.st_name);
+			if (sname && strcmp(sname, name) == 0) {
+				*addr = sym.st_value;
+				*size = sym.st_size;
+				found = 1;
+				break;
+			}
+		}
+	}
+	if (elf)
+		elf_end(elf);
+	close(fd);
+	return found;
+}
+
 static void *destroy_link(void *link)
 {
 	bpf_link__destroy(link);
@@ -373,7 +644,36 @@ void kl_tracer_destroy(kl_tracer *t)
 {
 	if (!t)
 		return;
-	destroy_links(t);
+	/* every link at once: each detach waits ~1 s (RCU), in parallel they take that once */
+	int total = t->nlinks;
+	for (int i = 0; i < KL_MAX_TLS_TARGETS; i++)
+		total += t->targets[i].used ? t->targets[i].nlinks : 0;
+	struct bpf_link **all = total ? calloc((size_t)total, sizeof(*all)) : NULL;
+	int n = 0;
+	if (all) {
+		memcpy(all, t->links, (size_t)t->nlinks * sizeof(*all));
+		n = t->nlinks;
+		t->nlinks = 0;
+	} else {
+		destroy_links(t);
+	}
+	for (int i = 0; i < KL_MAX_TLS_TARGETS; i++) {
+		struct kl_tls_target *tg = &t->targets[i];
+		if (!tg->used)
+			continue;
+		for (int j = 0; j < tg->nlinks; j++) {
+			if (all)
+				all[n++] = tg->links[j];
+			else
+				bpf_link__destroy(tg->links[j]);
+		}
+		free(tg->links);
+		memset(tg, 0, sizeof(*tg));
+	}
+	destroy_parallel(all, n);
+	free(all);
+	if (t->exec_rb)
+		ring_buffer__free(t->exec_rb);
 	if (t->rb)
 		ring_buffer__free(t->rb);
 	if (t->obj)

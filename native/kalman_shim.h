@@ -9,6 +9,7 @@ typedef struct kl_tracer kl_tracer;
 enum kl_allow_kind {
 	KL_ALLOW_PID = 0,
 	KL_ALLOW_PORT = 1,
+	KL_ALLOW_TLS_PID = 2,
 };
 
 /* Each stage returns 0 (or a handle) on success; on failure a negative errno and a message in err. */
@@ -52,5 +53,20 @@ int kl_capture_ifname(kl_capture *c, uint32_t ifindex, char *out, int outlen);
 /* "ifindex name\n" lines of a namespace's interfaces; returns bytes written or -errno (message in out). */
 int kl_netns_interfaces(const char *netns_path, char *out, int outlen);
 void kl_capture_close(kl_capture *c);
+
+/* ---- TLS plaintext (uprobes) ---- */
+/* Before load: on = 0 leaves the TLS programs unloaded (no uprobes, no exec notifications). */
+int kl_tracer_set_tls(kl_tracer *t, int on);
+/* Attaches the OpenSSL probes to a library or executable; returns a target id >= 0 or -errno. */
+int kl_tls_attach_openssl(kl_tracer *t, const char *path, char *err, int errlen);
+/* Attaches Go crypto/tls probes: entries by symbol, returns at the given offsets from each function's start. */
+int kl_tls_attach_go(kl_tracer *t, const char *path, const uint32_t *write_rets, int nwrite, const uint32_t *read_rets,
+		     int nread, char *err, int errlen);
+int kl_tls_detach(kl_tracer *t, int target);
+/* Copies pids of processes that called exec since the last call; returns how many. */
+int kl_tracer_drain_execs(kl_tracer *t, uint32_t *pids, int cap);
+int kl_tracer_tls_stats(kl_tracer *t, uint64_t *out, int n);
+/* A function symbol's address and size in an ELF file: 1 found, 0 absent, -errno unreadable. */
+int kl_elf_symbol(const char *path, const char *name, uint64_t *addr, uint64_t *size);
 
 #endif

@@ -23,6 +23,7 @@ enum kl_record_type {
 	KL_REC_SOCK = 2,      /* struct kl_sock_event: connect/accept/close */
 	KL_REC_TCP_STATE = 3, /* struct kl_sock_event: sock:inet_sock_set_state */
 	KL_REC_TCP_RETRANS = 4, /* struct kl_sock_event: tcp:tcp_retransmit_skb */
+	KL_REC_EXEC = 5,        /* struct kl_exec_event, on the exec_events ring only */
 };
 
 /* Which syscall produced a data or socket event. */
@@ -41,6 +42,11 @@ enum kl_syscall {
 	KL_SYS_ACCEPT = 12,
 	KL_SYS_ACCEPT4 = 13,
 	KL_SYS_CLOSE = 14,
+	/* TLS plaintext (data records flagged KL_F_TLS) */
+	KL_SYS_SSL_WRITE = 15,    /* OpenSSL SSL_write / SSL_write_ex */
+	KL_SYS_SSL_READ = 16,     /* OpenSSL SSL_read / SSL_read_ex */
+	KL_SYS_GO_TLS_WRITE = 17, /* Go crypto/tls.(*Conn).Write */
+	KL_SYS_GO_TLS_READ = 18,  /* Go crypto/tls.(*Conn).Read */
 };
 
 enum kl_direction {
@@ -59,6 +65,7 @@ enum kl_role {
 #define KL_F_SEQ_VALID (1u << 1)   /* tcp_seq holds a real sequence number */
 #define KL_F_ADDR_FROM_ARG (1u << 2) /* peer address came from the syscall's sockaddr (unconnected UDP) */
 #define KL_F_TASK_UNRELIABLE (1u << 3) /* tgid/tid/comm are whoever was running (softirq), maybe not the owner */
+#define KL_F_TLS (1u << 4)  /* plaintext read from a TLS library (uprobe); tcp_seq is the TLS record's */
 
 struct kl_record_header {
 	__u16 type;  /* enum kl_record_type */
@@ -113,6 +120,8 @@ struct kl_sock_event {
 /* Configuration, written by user space into the single-entry config map. */
 #define KL_CFG_FILTER_PID (1u << 0)  /* only tgids in pid_allow */
 #define KL_CFG_FILTER_PORT (1u << 1) /* only sockets with sport or dport in port_allow */
+#define KL_CFG_TLS (1u << 2)            /* TLS uprobes in use: ciphertext sockets are recognised and dropped */
+#define KL_CFG_TLS_FILTER_PID (1u << 3) /* TLS plaintext only from tgids in tls_pid_allow */
 
 struct kl_config {
 	__u32 self_tgid;   /* the agent; never traced */
@@ -135,6 +144,24 @@ enum kl_counter {
 	KL_CNT_STASH_FULL = 5,    /* syscall enters not recorded: per-thread stash map full */
 	KL_CNT_SOCK_MAP_FULL = 6, /* sockets without an id: socket map full */
 	KL_CNT__MAX = 8,
+};
+
+/* A process called exec (TLS target discovery); written to the exec_events ring. */
+struct kl_exec_event {
+	struct kl_record_header hdr;
+	__u64 ts_ns;
+	__u32 tgid;
+	__u32 pad0;
+};
+
+/* TLS counters, one per-CPU array slot each (map tls_counters). */
+enum kl_tls_counter {
+	KL_TLS_CNT_PLAINTEXT = 0,   /* plaintext records emitted */
+	KL_TLS_CNT_CIPHERTEXT = 1,  /* syscall data events on TLS sockets, not emitted */
+	KL_TLS_CNT_NO_SOCKET = 2,   /* plaintext dropped: the socket behind the TLS call was not found */
+	KL_TLS_CNT_UNBOUND_REPLACED = 3, /* plaintext waiting for its socket replaced by a newer one (dropped) */
+	KL_TLS_CNT_EXEC_LOST = 4,   /* exec notifications lost: ring full */
+	KL_TLS_CNT__MAX = 8,
 };
 
 #endif /* KALMAN_SOCKET_TRACE_H */

@@ -47,7 +47,11 @@ export interface RunningServer {
  * A private nginx on 127.0.0.1:port with `serverBlock` as the body of its server {} (locations),
  * in its own temp directory. One worker, no access log.
  */
-export async function startNginx(serverBlock: string, port?: number): Promise<RunningServer> {
+export async function startNginx(
+  serverBlock: string,
+  port?: number,
+  opts: { /** Appended to the listen directive, e.g. " ssl http2". */ listenSuffix?: string } = {},
+): Promise<RunningServer> {
   const p = port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), "kalman-nginx-"));
   const conf = `worker_processes 1;
@@ -61,7 +65,7 @@ http {
   uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
   keepalive_requests 100000;
   server {
-    listen 127.0.0.1:${p};
+    listen 127.0.0.1:${p}${opts.listenSuffix ?? ""};
 ${serverBlock}
   }
 }

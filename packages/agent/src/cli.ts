@@ -32,6 +32,8 @@ options:
   --capture-bytes N   payload bytes captured per syscall (default 1024, max 16384)
   --raw               keep secrets (Authorization, query strings, SQL literals); off by default
   --prometheus-port N serve RED and service-graph metrics on 127.0.0.1:N/metrics (off by default)
+  --no-tls            do not capture TLS plaintext (uprobes on OpenSSL, Node and Go TLS; on by default)
+  --tls-pids LIST     capture TLS plaintext only in these processes
   --quiet             do not print request lines
 `,
   demo: "usage: kalman demo [--requests N]\n\nStarts a five-host topology in network namespaces (nginx, a Node frontend, a Python API,\nRedis, PostgreSQL, dnsmasq), traces it with eBPF while sending N requests (default 5), and\nprints one request's trace as a waterfall, the link statistics and where the records went.\n",
@@ -99,6 +101,8 @@ async function dispatch(argv: string[]): Promise<number> {
         interval: { type: "string" },
         iterations: { type: "string" },
         "no-clear": { type: "boolean" },
+        "no-tls": { type: "boolean" },
+        "tls-pids": { type: "string" },
         quiet: { type: "boolean" },
       },
       strict: true,
@@ -147,6 +151,7 @@ async function dispatch(argv: string[]): Promise<number> {
         raw: values.raw === true,
         print: values.quiet !== true,
         prometheusPort: prom,
+        tls: values["no-tls"] === true ? false : { pids: list("tls-pids") },
       });
     }
     case "top": {

@@ -21,7 +21,7 @@ export {
   receiverPreflight,
   tracefsRoot,
 } from "./preflight.js";
-export { type ReceiverStats, SocketTracer, type SocketTracerOptions } from "./receiver.js";
+export { type ReceiverStats, SocketTracer, type SocketTracerOptions, type TlsOptions } from "./receiver.js";
 export {
   AF_INET,
   AF_INET6,
@@ -36,3 +36,4 @@ export {
   SocketRole,
   Syscall,
 } from "./records.js";
+export type { TlsTarget } from "./tls-targets.js";

@@ -84,11 +84,14 @@ export const RecordFlag = {
   seqValid: 2,
   addrFromArg: 4,
   taskUnreliable: 8,
+  tls: 16,
 } as const;
 
 export const ConfigFlag = {
   filterPid: 1,
   filterPort: 2,
+  tls: 4,
+  tlsFilterPid: 8,
 } as const;
 
 /** struct kl_packet (native/packet_record.h): one captured frame; its bytes follow the header. */
@@ -131,4 +134,13 @@ export const CaptureCounter = {
   truncated: 4,
   loopbackSkipped: 5,
   count: 6,
+} as const;
+
+export const TlsCounter = {
+  plaintext: 0,
+  ciphertext: 1,
+  noSocket: 2,
+  unboundReplaced: 3,
+  execLost: 4,
+  count: 8,
 } as const;

@@ -31,6 +31,23 @@ export interface Shim {
   stats(t: unknown, out: Buffer, n: number): number;
   progIds(t: unknown, out: Uint32Array, n: number): number;
   destroy(t: unknown): void;
+  setTls(t: unknown, on: number): number;
+  tlsAttachOpenssl(t: unknown, path: string, err: Buffer, errLen: number): number;
+  tlsAttachGo(
+    t: unknown,
+    path: string,
+    writeRets: Uint32Array,
+    nWrite: number,
+    readRets: Uint32Array,
+    nRead: number,
+    err: Buffer,
+    errLen: number,
+  ): number;
+  tlsDetach(t: unknown, target: number): number;
+  drainExecs(t: unknown, pids: Uint32Array, cap: number): number;
+  tlsStats(t: unknown, out: Buffer, n: number): number;
+  /** 1 found (addr/size filled: BigUint64Array of 2), 0 absent, <0 -errno. */
+  elfSymbol(path: string, name: string, out: BigUint64Array, outSize: BigUint64Array): number;
 }
 
 let shim: Shim | undefined;
@@ -54,6 +71,22 @@ export function loadShim(path = nativePaths().shim): Shim {
     stats: lib.func("kl_tracer_stats", "int", [tracer, "void *", "int"]),
     progIds: lib.func("kl_tracer_prog_ids", "int", [tracer, "void *", "int"]),
     destroy: lib.func("kl_tracer_destroy", "void", [tracer]),
+    setTls: lib.func("kl_tracer_set_tls", "int", [tracer, "int"]),
+    tlsAttachOpenssl: lib.func("kl_tls_attach_openssl", "int", [tracer, "str", "void *", "int"]),
+    tlsAttachGo: lib.func("kl_tls_attach_go", "int", [
+      tracer,
+      "str",
+      "void *",
+      "int",
+      "void *",
+      "int",
+      "void *",
+      "int",
+    ]),
+    tlsDetach: lib.func("kl_tls_detach", "int", [tracer, "int"]),
+    drainExecs: lib.func("kl_tracer_drain_execs", "int", [tracer, "void *", "int"]),
+    tlsStats: lib.func("kl_tracer_tls_stats", "int", [tracer, "void *", "int"]),
+    elfSymbol: lib.func("kl_elf_symbol", "int", ["str", "str", "void *", "void *"]),
   } as Shim;
   return shim;
 }

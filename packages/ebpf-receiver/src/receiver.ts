@@ -1,10 +1,17 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { ReceiverError, type ReceiverStage } from "./errors.js";
-import { ConfigFlag, Counter, DataEvent, Limits } from "./layout.generated.js";
+import { ConfigFlag, Counter, DataEvent, Limits, TlsCounter } from "./layout.generated.js";
 import { createStderrLogger, type Logger } from "./logger.js";
 import { loadShim, nativePaths, type Shim } from "./native.js";
 import { receiverPreflight } from "./preflight.js";
 import { EventBatch } from "./records.js";
+import { type TlsTarget, TlsTargets } from "./tls-targets.js";
+
+/** TLS plaintext capture (uprobes on OpenSSL, Node's bundled OpenSSL and Go crypto/tls). */
+export interface TlsOptions {
+  /** Capture plaintext only in these processes (tgids). Empty or absent: every process. */
+  pids?: number[];
+}
 
 export interface SocketTracerOptions {
   /** Payload bytes captured per event (default 1024, at most 16384). */
@@ -26,6 +33,11 @@ export interface SocketTracerOptions {
   drainIntervalMs?: number;
   /** Close (detach everything) on SIGINT/SIGTERM, then let the signal take its default course (default true). */
   closeOnSignals?: boolean;
+  /**
+   * Plaintext of TLS connections, from uprobes on the TLS libraries of running and new processes
+   * (default on). Records carry RecordFlag.tls and the socket of the connection. `false` turns it off.
+   */
+  tls?: boolean | TlsOptions;
   /** Process never traced, in the kernel (default: this process). */
   selfPid?: number;
   logger?: Logger;
@@ -56,6 +68,20 @@ export interface ReceiverStats {
   readErrors: number;
   /** Sockets traced without an id because the socket map was full. */
   sockMapFull: number;
+  /** TLS plaintext records written by the uprobes. */
+  tlsPlaintext: number;
+  /** Syscall payloads of TLS sockets (ciphertext), not emitted. */
+  tlsCiphertextDropped: number;
+  /** TLS plaintext dropped: the socket behind the call was not found. */
+  tlsNoSocket: number;
+  /** TLS plaintext waiting for its socket replaced by a newer one before it was sent (lost). */
+  tlsUnboundReplaced: number;
+  /** exec notifications lost (a new process's TLS binary may be missed). */
+  tlsExecLost: number;
+  /** Binaries with TLS probes attached now. */
+  tlsTargets: number;
+  /** TLS attach failures by reason. */
+  tlsAttachFailures: Record<string, number>;
 }
 
 const DEFAULTS = {
@@ -70,6 +96,7 @@ const ERR_LEN = 8192;
 const MAX_RECORD = DataEvent.sizeof + Limits.captureMax + 8;
 const ALLOW_PID = 0;
 const ALLOW_PORT = 1;
+const ALLOW_TLS_PID = 2;
 
 function isPowerOfTwo(n: number): boolean {
   return n > 0 && (n & (n - 1)) === 0;
@@ -91,7 +118,8 @@ export class SocketTracer {
   private handle: unknown;
   private readonly buf: Buffer;
   private readonly recordCount = new Uint32Array(1);
-  private readonly statsBuf = Buffer.alloc(8 * Counter.count);
+  private readonly statsBuf = Buffer.alloc(8 * Math.max(Counter.count, TlsCounter.count));
+  private tls: TlsTargets | undefined;
   private readonly interval: number;
   private readonly log: Logger;
   private received = 0;
@@ -147,6 +175,9 @@ export class SocketTracer {
         "run `pnpm build` to build the BPF object; `kalman doctor` checks the host",
       );
     }
+    const tlsOn = opts.tls !== false;
+    const tlsPids = typeof opts.tls === "object" ? (opts.tls.pids ?? []) : [];
+    shim.setTls(handle, tlsOn ? 1 : 0);
     const fail = (stage: ReceiverStage, fix: string): never => {
       const message = cString(err);
       shim.destroy(handle);
@@ -159,6 +190,9 @@ export class SocketTracer {
     let flags = 0;
     if (opts.pids?.length) flags |= ConfigFlag.filterPid;
     if (opts.ports?.length) flags |= ConfigFlag.filterPort;
+    if (tlsOn) flags |= ConfigFlag.tls;
+    if (tlsPids.length) flags |= ConfigFlag.tlsFilterPid;
+    for (const pid of tlsPids) shim.allow(handle, ALLOW_TLS_PID, pid, 1);
     for (const pid of opts.pids ?? []) shim.allow(handle, ALLOW_PID, pid, 1);
     for (const port of opts.ports ?? []) shim.allow(handle, ALLOW_PORT, port, 1);
     const rc = shim.configure(
@@ -179,8 +213,14 @@ export class SocketTracer {
     if (tracer.skippedPrograms.length) {
       log.warn("hooks missing on this kernel, not traced", { programs: tracer.skippedPrograms });
     }
+    if (tlsOn) {
+      const selfPid = opts.selfPid ?? process.pid;
+      const only = new Set(tlsPids.length ? tlsPids : (opts.pids ?? []));
+      tracer.tls = new TlsTargets(shim, handle, log, selfPid, only);
+      tracer.tls.start();
+    }
     if (opts.closeOnSignals ?? true) tracer.installSignalHandlers();
-    log.info("socket tracer attached", { capture: captureBytes, ringBytes, filters: flags });
+    log.info("socket tracer attached", { capture: captureBytes, ringBytes, filters: flags, tls: tlsOn });
     return tracer;
   }
 
@@ -188,6 +228,26 @@ export class SocketTracer {
   allowPid(pid: number, on = true): void {
     this.requireOpen();
     this.shim.allow(this.handle, ALLOW_PID, pid, on ? 1 : 0);
+  }
+
+  /** Binaries whose TLS functions are probed now (empty when TLS capture is off). */
+  tlsTargets(): TlsTarget[] {
+    return this.tls?.list() ?? [];
+  }
+
+  /** Waits until TLS binaries found so far are attached (Go ones need a disassembly first). */
+  async tlsSettled(): Promise<void> {
+    await this.tls?.settled();
+  }
+
+  /** Looks for TLS binaries in a process now (they are also found on their own at exec). */
+  scanTlsProcess(pid: number): void {
+    this.tls?.scanPid(pid);
+  }
+
+  /** Detaches the TLS probes of binaries no process maps any more (also runs every 2 s). */
+  pruneTlsTargets(): void {
+    this.tls?.checkLiveness();
   }
 
   /** Adds or removes a port from the allowlist (only effective when opened with `ports`). */
@@ -231,6 +291,7 @@ export class SocketTracer {
 
   stats(): ReceiverStats {
     const k = this.kernelCounters();
+    const t = this.tlsCounters();
     return {
       received: this.received,
       receivedBytes: this.receivedBytes,
@@ -242,6 +303,13 @@ export class SocketTracer {
       truncated: k[Counter.truncated] ?? 0,
       readErrors: k[Counter.readError] ?? 0,
       sockMapFull: k[Counter.sockMapFull] ?? 0,
+      tlsPlaintext: t[TlsCounter.plaintext] ?? 0,
+      tlsCiphertextDropped: t[TlsCounter.ciphertext] ?? 0,
+      tlsNoSocket: t[TlsCounter.noSocket] ?? 0,
+      tlsUnboundReplaced: t[TlsCounter.unboundReplaced] ?? 0,
+      tlsExecLost: t[TlsCounter.execLost] ?? 0,
+      tlsTargets: this.tls?.list().length ?? 0,
+      tlsAttachFailures: this.tls?.failureCounts() ?? {},
     };
   }
 
@@ -263,6 +331,7 @@ export class SocketTracer {
     this.closed = true;
     for (const [sig, fn] of this.signalHandlers) process.off(sig, fn);
     this.signalHandlers.length = 0;
+    this.tls?.stop();
     this.shim.destroy(this.handle);
     this.handle = null;
     this.log.info("socket tracer closed", { received: this.received });
@@ -271,6 +340,14 @@ export class SocketTracer {
   private kernelCounters(): number[] {
     if (this.closed) return [];
     const n = this.shim.stats(this.handle, this.statsBuf, Counter.count);
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) out.push(Number(this.statsBuf.readBigUInt64LE(i * 8)));
+    return out;
+  }
+
+  private tlsCounters(): number[] {
+    if (this.closed || !this.tls) return [];
+    const n = this.shim.tlsStats(this.handle, this.statsBuf, TlsCounter.count);
     const out: number[] = [];
     for (let i = 0; i < n; i++) out.push(Number(this.statsBuf.readBigUInt64LE(i * 8)));
     return out;

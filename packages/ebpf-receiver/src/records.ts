@@ -18,6 +18,12 @@ export const Syscall = {
   Accept: 12,
   Accept4: 13,
   Close: 14,
+  /** TLS plaintext (RecordFlag.tls): OpenSSL SSL_write / SSL_write_ex. */
+  SslWrite: 15,
+  SslRead: 16,
+  /** TLS plaintext: Go crypto/tls.(*Conn).Write. */
+  GoTlsWrite: 17,
+  GoTlsRead: 18,
 } as const;
 export type Syscall = (typeof Syscall)[keyof typeof Syscall];
 

@@ -46,6 +46,10 @@ export interface L7Stats {
   resyncBytes: number;
   gapBytes: number;
   ignoredBytes: number;
+  /** Connections that turned out to carry TLS: what was parsed of them before the plaintext came is dropped. */
+  tlsSwitches: number;
+  /** Syscall bytes of TLS connections (ciphertext) not parsed. */
+  tlsCiphertextBytes: number;
 }
 
 enum ConnState {
@@ -68,6 +72,8 @@ interface Conn extends Omit<ConnectionInfo, "weAreClient"> {
   cgroupId: number;
   weAreClient: boolean | undefined;
   interfaceName: string | undefined;
+  /** Parsed from TLS plaintext; syscall payloads of it are ciphertext. */
+  tls: boolean;
   state: ConnState;
   detectChunks: number;
   parser?: ProtocolParser;
@@ -120,6 +126,8 @@ export class L7Aggregator {
     resyncBytes: 0,
     gapBytes: 0,
     ignoredBytes: 0,
+    tlsSwitches: 0,
+    tlsCiphertextBytes: 0,
   };
   private readonly emit = (m: L7Message) => this.onMessage(m);
   /** Reused per batch: record offsets, causal-order keys, and the sorted order of both. */
@@ -208,6 +216,17 @@ export class L7Aggregator {
     const key = transport === "tcp" ? v.connId : `${v.connId}|${v.remoteAddr()}|${v.remotePort}`;
     let conn = this.conns.get(key);
     const endNs = v.endNs;
+    const tls = v.tls === true;
+    if (conn && conn.tls !== tls) {
+      if (!tls) {
+        this.counters.tlsCiphertextBytes += v.bytes;
+        return;
+      }
+      // plaintext of a connection seen so far as syscall bytes (a handshake, a STARTTLS-like preamble)
+      this.counters.tlsSwitches++;
+      this.discard(conn);
+      conn = undefined;
+    }
     if (!conn) conn = this.createConn(key, v);
     else if (endNs - conn.lastSeenNs > RECENCY_REFRESH_NS) {
       // keep Map order ≈ recency (to a second), for LRU eviction and idle expiry
@@ -261,7 +280,8 @@ export class L7Aggregator {
     meta.tid = v.tid;
     this.current = conn;
     const dir = fromClient ? 0 : 1;
-    if (transport === "tcp" && meta.seqValid) {
+    if (transport === "tcp" && meta.seqValid && !conn.tls) {
+      // (TLS plaintext: seqs are of the TLS records, so they do not advance by the plaintext bytes)
       const expected = conn.nextSeq[dir];
       if (expected >= 0 && expected !== meta.tcpSeq) {
         const gap = (meta.tcpSeq - expected) >>> 0;
@@ -352,6 +372,7 @@ export class L7Aggregator {
       cgroupId: v.cgroupId,
       weAreClient: v.role === 1 ? true : v.role === 2 ? false : undefined,
       interfaceName: v.interfaceName,
+      tls: v.tls === true,
       state: ConnState.Detecting,
       detectChunks: 0,
       pairing: new Pairing(this.opts.maxPendingPerConnection),
@@ -433,6 +454,13 @@ export class L7Aggregator {
     this.pushRecord(conn, req, m, undefined);
   }
 
+  /** Forgets a connection without reporting its pending requests (they were not what the peers said). */
+  private discard(conn: Conn): void {
+    this.counters.pendingDropped += conn.pairing.size;
+    this.withPending.delete(conn);
+    this.conns.delete(conn.key);
+  }
+
   private finish(conn: Conn, why: "closed" | "idle" | "evicted"): void {
     this.current = conn;
     if (conn.session?.close) {
@@ -509,7 +537,7 @@ export class L7Aggregator {
       connId: conn.connId,
       netns: conn.netns,
       cgroupId: conn.cgroupId,
-      tls: undefined,
+      tls: conn.tls ? true : undefined,
       attributes: req?.attributes || resp?.attributes ? { ...req?.attributes, ...resp?.attributes } : undefined,
       span: req?.span ?? resp?.span,
     };

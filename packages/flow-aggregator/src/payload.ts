@@ -27,6 +27,8 @@ export interface PayloadView {
   readonly cgroupId: number;
   /** Packet path only: the interface the bytes were captured on. */
   readonly interfaceName?: string;
+  /** Plaintext read from a TLS library; its connection's other (ciphertext) payloads are ignored. */
+  readonly tls?: boolean;
   payload(): Uint8Array;
   localAddr(): string;
   remoteAddr(): string;
@@ -80,6 +82,9 @@ export class SocketPayloadView implements PayloadView {
   }
   get cgroupId(): number {
     return this.c.cgroupId;
+  }
+  get tls(): boolean {
+    return (this.c.flags & RecordFlag.tls) !== 0;
   }
   payload(): Uint8Array {
     return this.c.payload();

@@ -116,6 +116,29 @@ describe("L7Aggregator", () => {
     expect(agg.stats().gapBytes).toBe(50);
   });
 
+  it("TLS: plaintext after a handshake replaces what the connection's syscalls showed; later ciphertext is ignored", () => {
+    const agg = new L7Aggregator({ parsers: [http1] });
+    const hello = Uint8Array.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]);
+    agg.ingest(view({ connId: 20, egress: false, data: hello, tcpSeq: 1, seqValid: true }));
+    // TLS record seqs do not advance by the plaintext length: no gap may be reported
+    agg.ingest(view({ connId: 20, egress: false, data: GET("/s1"), tcpSeq: 600, seqValid: true, tls: true }));
+    agg.ingest(view({ connId: 20, egress: true, data: Uint8Array.from([0x17, 0x03, 0x03, 0x00, 0x30]) }));
+    agg.ingest(view({ connId: 20, egress: true, data: OK, tcpSeq: 5000, seqValid: true, tls: true }));
+    agg.ingest(view({ connId: 20, egress: false, data: GET("/s2"), tcpSeq: 700, seqValid: true, tls: true }));
+    agg.ingest(view({ connId: 20, egress: true, data: OK, tcpSeq: 5100, seqValid: true, tls: true }));
+    const recs = agg.takeRecords();
+    expect(recs.map((r) => [r.resource, r.tls, r.reqTcpSeq])).toEqual([
+      ["/s1", true, 600],
+      ["/s2", true, 700],
+    ]);
+    const s = agg.stats();
+    expect(s).toMatchObject({ tlsSwitches: 1, tlsCiphertextBytes: 5, gapBytes: 0 });
+    // a plaintext connection's records carry no tls mark
+    agg.ingest(view({ connId: 21, egress: false, data: GET("/plain") }));
+    agg.ingest(view({ connId: 21, egress: true, data: OK }));
+    expect(agg.takeRecords()[0]?.tls).toBeUndefined();
+  });
+
   it("small chunks that match nothing yet are joined with the next one before giving up (split request line)", () => {
     const agg = new L7Aggregator({ parsers: [http1] });
     agg.ingest(view({ connId: 11, egress: false, data: "GE", tcpSeq: 500, seqValid: true }));

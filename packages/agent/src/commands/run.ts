@@ -1,6 +1,6 @@
 import { createWriteStream, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { ReceiverError } from "@kalman/ebpf-receiver";
+import { ReceiverError, type SocketTracerOptions } from "@kalman/ebpf-receiver";
 import type { L7ProtocolName, RequestRecord } from "@kalman/flow-aggregator";
 import {
   createLogSink,
@@ -30,6 +30,8 @@ export interface RunOptions {
   prometheusPort?: number;
   /** Print one line per request (default true). */
   print?: boolean;
+  /** TLS plaintext capture (default on); `false` turns it off. */
+  tls?: SocketTracerOptions["tls"];
   out?: NodeJS.WritableStream;
   err?: NodeJS.WritableStream;
 }
@@ -92,7 +94,13 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     });
     const metricsPipeline = metrics;
     pipeline = new Pipeline({
-      tracer: { ports: opts.ports, pids: opts.pids, captureBytes: opts.captureBytes, closeOnSignals: false },
+      tracer: {
+        ports: opts.ports,
+        pids: opts.pids,
+        captureBytes: opts.captureBytes,
+        closeOnSignals: false,
+        tls: opts.tls,
+      },
       aggregator: { protocols: opts.protocols, redact: !opts.raw },
       onRecords: (rs) => {
         onRecords(rs);
@@ -122,8 +130,10 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     opts.ports?.length ? `ports ${opts.ports.join(",")}` : "",
     opts.pids?.length ? `pids ${opts.pids.join(",")}` : "",
   ].filter(Boolean);
+  const tlsNote =
+    opts.tls === false ? "TLS plaintext off" : `TLS plaintext from ${tracer.tlsTargets().length} binaries`;
   err.write(
-    `kalman run: ${tracer.programIds().length} eBPF programs attached (${filters.join("; ") || "all processes"}); ` +
+    `kalman run: ${tracer.programIds().length} eBPF programs attached (${filters.join("; ") || "all processes"}; ${tlsNote}); ` +
       `request records → ${file}${opts.raw ? " (raw: secrets NOT redacted)" : ""}; traces → ${spans.kind} ${spans.target}; logs → ${logs.kind} ${logs.target}; ` +
       `metrics → ${metrics.kind} ${metrics.target}${metrics.prometheusUrl ? `, Prometheus ${metrics.prometheusUrl}` : ""}` +
       `${pods ? `; K8s pods → ${pods.stats().pods} on this node` : ""}\n`,

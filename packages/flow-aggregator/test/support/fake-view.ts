@@ -16,6 +16,7 @@ export interface FakeEvent {
   localPort?: number;
   remotePort?: number;
   remoteAddr?: string;
+  tls?: boolean;
 }
 
 export function view(e: FakeEvent): PayloadView {
@@ -36,6 +37,7 @@ export function view(e: FakeEvent): PayloadView {
     remotePort: e.remotePort ?? 50000,
     netns: 1,
     cgroupId: 1,
+    tls: e.tls,
     payload: () => data,
     localAddr: () => "10.0.0.1",
     remoteAddr: () => e.remoteAddr ?? "10.0.0.2",

@@ -1,6 +1,6 @@
 // End-to-end support: trace real processes with the real receiver and turn what it saw into records.
 
-import { type ReceiverStats, receiverPreflight, SocketTracer } from "@kalman/ebpf-receiver";
+import { type ReceiverStats, receiverPreflight, SocketTracer, type SocketTracerOptions } from "@kalman/ebpf-receiver";
 import { describePrivileged as describeWithChecks } from "@kalman/examples";
 import { L7Aggregator, type L7AggregatorOptions, type L7Stats } from "../../src/aggregator.js";
 import type { RequestRecord } from "../../src/types.js";
@@ -22,6 +22,8 @@ export interface ObserveOptions extends L7AggregatorOptions {
   captureBytes?: number;
   /** Wait after the workload before the last drain (default 200 ms). */
   settleMs?: number;
+  /** TLS plaintext capture (the receiver's default: on). */
+  tls?: SocketTracerOptions["tls"];
 }
 
 /**
@@ -30,8 +32,8 @@ export interface ObserveOptions extends L7AggregatorOptions {
  * is NOT forced: only what the traffic itself completed).
  */
 export async function observe(options: ObserveOptions, workload: () => Promise<unknown>): Promise<Observed> {
-  const { ports, captureBytes, settleMs, ...aggOptions } = options;
-  const tracer = SocketTracer.open({ ports, captureBytes: captureBytes ?? 1024, closeOnSignals: false });
+  const { ports, captureBytes, settleMs, tls, ...aggOptions } = options;
+  const tracer = SocketTracer.open({ ports, captureBytes: captureBytes ?? 1024, closeOnSignals: false, tls });
   const agg = new L7Aggregator(aggOptions);
   const records: RequestRecord[] = [];
   const pump = () => {

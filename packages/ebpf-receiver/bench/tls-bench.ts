@@ -1,0 +1,146 @@
+// pnpm bench:tls — cost of the TLS uprobes on a TLS endpoint: nginx (HTTPS, keep-alive) under wrk,
+// without the tracer, with the tracer but TLS capture off, and with TLS capture on, in one run
+// (rounds interleaved). Prints throughput, the ratio on/off and the added latency per request.
+import { execFile, execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startNginx } from "@kalman/examples";
+import { RecordFlag, RecordType, SocketTracer } from "../src/index.js";
+
+const SECONDS = Number(process.env.KALMAN_BENCH_SECONDS ?? 5);
+const ROUNDS = Number(process.env.KALMAN_BENCH_ROUNDS ?? 2);
+const CONNECTIONS = 8;
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+
+interface WrkResult {
+  rps: number;
+  latencyUs: number;
+}
+
+function wrk(url: string): Promise<WrkResult> {
+  return new Promise((resolve, reject) => {
+    execFile("wrk", ["-t1", `-c${CONNECTIONS}`, `-d${SECONDS}s`, url], (err, out) => {
+      if (err) return reject(err);
+      const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
+      const lat = /Latency\s+([\d.]+)(us|ms|s)/.exec(out);
+      if (!rps || !lat) return reject(new Error(`cannot read wrk output:\n${out}`));
+      const scale = lat[2] === "us" ? 1 : lat[2] === "ms" ? 1e3 : 1e6;
+      resolve({ rps: Number(rps[1]), latencyUs: Number(lat[1]) * scale });
+    });
+  });
+}
+
+type Mode = "no tracer" | "tracer, TLS off" | "tracer, TLS on";
+
+async function measure(mode: Mode, url: string, port: number): Promise<WrkResult & { tlsRecords: number }> {
+  if (mode === "no tracer") return { ...(await wrk(url)), tlsRecords: 0 };
+  const tracer = SocketTracer.open({
+    ports: [port],
+    tls: mode === "tracer, TLS on",
+    closeOnSignals: false,
+    logger: quiet,
+  });
+  let tlsRecords = 0;
+  const drain = () => {
+    for (let b = tracer.drainOnce(); b; b = tracer.drainOnce()) {
+      const c = b.cursor();
+      while (c.next()) if (c.type === RecordType.data && c.flags & RecordFlag.tls) tlsRecords++;
+    }
+  };
+  const timer = setInterval(drain, 5);
+  try {
+    const r = await wrk(url);
+    drain();
+    const s = tracer.stats();
+    if (s.lostRingFull) console.log(`  (${mode}: ${s.lostRingFull} records lost, ring full)`);
+    return { ...r, tlsRecords };
+  } finally {
+    clearInterval(timer);
+    tracer.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), `kalman-bench-tls-${process.pid}-`));
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-days",
+      "1",
+      "-subj",
+      "/CN=localhost",
+    ],
+    {
+      stdio: "ignore",
+    },
+  );
+  writeFileSync(join(dir, "page.html"), "x".repeat(16 * 1024));
+  const nginx = await startNginx(
+    `    ssl_certificate ${cert};\n    ssl_certificate_key ${key};\n` +
+      `    location = /page.html { root ${dir}; }\n    location / { return 200 "ok\\n"; }\n`,
+    undefined,
+    { listenSuffix: " ssl" },
+  );
+  try {
+    // a 3-byte answer (the worst case: TLS work per request is tiny) and a 16 KiB page
+    for (const path of ["/bench", "/page.html"]) await endpoint(`https://127.0.0.1:${nginx.port}${path}`, nginx.port);
+  } finally {
+    await nginx.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function endpoint(url: string, port: number): Promise<void> {
+  const modes: Mode[] = ["no tracer", "tracer, TLS off", "tracer, TLS on"];
+  const sums = new Map<Mode, { rps: number; lat: number; tls: number }>(
+    modes.map((m) => [m, { rps: 0, lat: 0, tls: 0 }]),
+  );
+  console.log(`\n${url} (nginx), wrk -t1 -c${CONNECTIONS} ${SECONDS}s per measurement, ${ROUNDS} rounds interleaved`);
+  await wrk(url); // warm up
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const mode of modes) {
+      const r = await measure(mode, url, port);
+      const s = sums.get(mode) as { rps: number; lat: number; tls: number };
+      s.rps += r.rps;
+      s.lat += r.latencyUs;
+      s.tls += r.tlsRecords;
+      console.log(
+        `  round ${round + 1} ${mode.padEnd(16)} ${r.rps.toFixed(0).padStart(7)} req/s  avg latency ${r.latencyUs.toFixed(0)} µs  TLS records ${r.tlsRecords}`,
+      );
+    }
+  }
+  const avg = (m: Mode) => {
+    const s = sums.get(m) as { rps: number; lat: number; tls: number };
+    return { rps: s.rps / ROUNDS, lat: s.lat / ROUNDS, tls: s.tls / ROUNDS };
+  };
+  const none = avg("no tracer");
+  const off = avg("tracer, TLS off");
+  const on = avg("tracer, TLS on");
+  console.log("means:");
+  for (const m of modes) {
+    console.log(
+      `  ${m.padEnd(16)} ${avg(m).rps.toFixed(0).padStart(7)} req/s  avg latency ${avg(m).lat.toFixed(0)} µs`,
+    );
+  }
+  console.log(`throughput ratio TLS on / TLS off (uprobes alone): ${(on.rps / off.rps).toFixed(3)}`);
+  console.log(`throughput ratio TLS on / no tracer:               ${(on.rps / none.rps).toFixed(3)}`);
+  console.log(`added latency per request, TLS on vs off: ${(on.lat - off.lat).toFixed(1)} µs (wrk average)`);
+  console.log(`added time per request at saturation: ${(1e6 / on.rps - 1e6 / off.rps).toFixed(2)} µs (1/throughput)`);
+  console.log(
+    `TLS plaintext records per request: ${(on.tls / (on.rps * SECONDS)).toFixed(2)} (request + response, both ends)`,
+  );
+}
+
+await main();
