@@ -66,6 +66,7 @@ enum S {
 }
 
 const NS_PER_MS = 1e6;
+export const DEFAULT_MAX_FLOWS = 262_144;
 /** tshark's out-of-order window when the handshake RTT is unknown. */
 const DEFAULT_OOO_NS = 3 * NS_PER_MS;
 
@@ -156,7 +157,7 @@ export class FlowTable {
 
   constructor(options: FlowTableOptions = {}) {
     this.opts = {
-      maxFlows: options.maxFlows ?? 262_144,
+      maxFlows: options.maxFlows ?? DEFAULT_MAX_FLOWS,
       reportIntervalMs: options.reportIntervalMs ?? 60_000,
       establishedTimeoutMs: options.establishedTimeoutMs ?? 300_000,
       openingTimeoutMs: options.openingTimeoutMs ?? 5_000,

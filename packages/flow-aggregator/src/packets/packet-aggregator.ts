@@ -1,5 +1,5 @@
 import { L7Aggregator, type L7AggregatorOptions } from "../aggregator.js";
-import { addresses, type Flow, FlowTable, type FlowTableOptions } from "../flows/flow-table.js";
+import { addresses, DEFAULT_MAX_FLOWS, type Flow, FlowTable, type FlowTableOptions } from "../flows/flow-table.js";
 import type { FlowRecord, FlowTableStats } from "../flows/types.js";
 import type { PayloadView } from "../payload.js";
 import type { FrameCursor } from "../pcap/frame.js";
@@ -40,7 +40,11 @@ export class PacketAggregator {
   constructor(options: PacketAggregatorOptions = {}) {
     this.decoder = new PacketDecoder({ vxlanPorts: options.vxlanPorts });
     this.flows = new FlowTable(options.flows);
-    this.l7 = options.l7 === false ? undefined : new L7Aggregator(options.l7 ?? {});
+    // one L7 connection per flow: as many as the flow table holds (it closes them with the flow)
+    this.l7 =
+      options.l7 === false
+        ? undefined
+        : new L7Aggregator({ maxConnections: options.flows?.maxFlows ?? DEFAULT_MAX_FLOWS, ...options.l7 });
     this.onPacket = options.onPacket;
     this.flows.onClose = (flow) => {
       this.l7?.closeConnection(flow.id);

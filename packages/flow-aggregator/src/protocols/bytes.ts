@@ -72,18 +72,21 @@ export function bytesOf(s: string): Uint8Array {
   return out;
 }
 
+const NO_BYTES = new Uint8Array(0);
+/** Emptied buffers larger than this are released. */
+const RELEASE_ABOVE = 16 * 1024;
+
 /**
  * A bounded per-direction byte buffer for incremental parsers: appends chunks, exposes the
  * unconsumed bytes as one view, and refuses to grow past `limit` (the caller resynchronises).
  */
 export class ByteQueue {
-  private buf: Uint8Array;
+  /** Allocated on the first push that must buffer: most connections never need one. */
+  private buf: Uint8Array = NO_BYTES;
   private start = 0;
   private end = 0;
 
-  constructor(private readonly limit: number) {
-    this.buf = new Uint8Array(Math.min(limit, 4096));
-  }
+  constructor(private readonly limit: number) {}
 
   get length(): number {
     return this.end - this.start;
@@ -102,7 +105,7 @@ export class ByteQueue {
       if (len + data.length <= this.buf.length && this.start > 0) {
         this.buf.copyWithin(0, this.start, this.end);
       } else {
-        const next = new Uint8Array(Math.min(this.limit, Math.max(this.buf.length * 2, len + data.length)));
+        const next = new Uint8Array(Math.min(this.limit, Math.max(this.buf.length * 2, len + data.length, 256)));
         next.set(this.buf.subarray(this.start, this.end));
         this.buf = next;
       }
@@ -116,7 +119,10 @@ export class ByteQueue {
 
   consume(n: number): void {
     this.start += Math.min(n, this.end - this.start);
-    if (this.start === this.end) this.start = this.end = 0;
+    if (this.start === this.end) {
+      this.start = this.end = 0;
+      if (this.buf.length > RELEASE_ABOVE) this.buf = NO_BYTES; // an idle connection keeps no big buffer
+    }
   }
 
   clear(): void {
