@@ -111,6 +111,7 @@ describePrivileged(
           lab.ns.b,
           [
             "tcpdump",
+            "--immediate-mode",
             "-i",
             "eth0",
             "-n",
@@ -219,7 +220,21 @@ describePrivileged(
         await lab.start(lab.ns.b, ["python3", PEER, "server", String(STALL_PORT), "stall"], /ready/);
         const tcpdump = await lab.start(
           lab.ns.b,
-          ["tcpdump", "-i", "eth0", "-n", "-U", "-s", "128", "-w", stall, "tcp", "port", String(STALL_PORT)],
+          [
+            "tcpdump",
+            "--immediate-mode",
+            "-i",
+            "eth0",
+            "-n",
+            "-U",
+            "-s",
+            "128",
+            "-w",
+            stall,
+            "tcp",
+            "port",
+            String(STALL_PORT),
+          ],
           /listening on/,
         );
         const seen = await observePackets(

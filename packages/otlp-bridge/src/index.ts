@@ -89,6 +89,7 @@ export {
   type OtlpLogExporterOptions,
   resolveLogsProtocol,
 } from "./logs/exporter.js";
+export { flowLogAttributes, flowLogBody, flowLogRecord, NETWORK_OBSERVER } from "./logs/flows.js";
 export {
   LogRecordConverter,
   type LogRecordConverterOptions,
@@ -96,3 +97,9 @@ export {
   logBody,
   severityOf,
 } from "./logs/records.js";
+export {
+  type FlowMetricsOptions,
+  FlowMetricsRecorder,
+  type FlowMetricsStats,
+  TCP_LATENCY_BUCKETS,
+} from "./metrics/flow-metrics.js";

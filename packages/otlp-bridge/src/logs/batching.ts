@@ -1,4 +1,4 @@
-import type { RequestRecord } from "@kalman/flow-aggregator";
+import type { FlowRecord, RequestRecord } from "@kalman/flow-aggregator";
 import type { ReadableLogRecord } from "@opentelemetry/sdk-logs";
 import { BatchLoop, type BatchLoopOptions, errorMessage, type SinkStats } from "../batch-loop.js";
 import { type Logger, stderrWarnLogger } from "../logger.js";
@@ -14,6 +14,8 @@ export interface LogSink {
   readonly target: string;
   /** Converts and queues (dropping and counting the oldest when full). Synchronous, never throws. */
   add(records: readonly RequestRecord[]): void;
+  /** Flow log records (L4 flows from packets), converted and queued like add(). */
+  addFlows(records: readonly FlowRecord[]): void;
   /** Sends what is queued now; one attempt per batch (does not wait out a dead backend). */
   flush(): Promise<void>;
   /** Flushes and releases the transport; records still queued afterwards are counted as dropped. */
@@ -41,12 +43,20 @@ export abstract class LogBatchingSink extends BatchLoop<ReadableLogRecord> imple
   }
 
   add(records: readonly RequestRecord[]): void {
+    this.convertAndQueue(records, (r) => this.converter.convert(r));
+  }
+
+  addFlows(records: readonly FlowRecord[]): void {
+    this.convertAndQueue(records, (f) => this.converter.convertFlow(f));
+  }
+
+  private convertAndQueue<T>(records: readonly T[], convert: (r: T) => ReadableLogRecord): void {
     try {
       const logs: ReadableLogRecord[] = [];
       let firstError: unknown;
       for (const r of records) {
         try {
-          logs.push(this.converter.convert(r));
+          logs.push(convert(r));
         } catch (err) {
           firstError ??= err;
         }

@@ -1,4 +1,4 @@
-import type { AttributeValue, RequestRecord } from "@kalman/flow-aggregator";
+import type { AttributeValue, FlowRecord, RequestRecord } from "@kalman/flow-aggregator";
 import {
   type HrTime,
   MonotonicClock,
@@ -10,6 +10,7 @@ import { type SpanContext, TraceFlags } from "@opentelemetry/api";
 import { type LogAttributes, SeverityNumber } from "@opentelemetry/api-logs";
 import type { ReadableLogRecord } from "@opentelemetry/sdk-logs";
 import { KALMAN_SCOPE, SpanConverter, type SpanConverterOptions } from "../spans.js";
+import { flowLogRecord } from "./flows.js";
 
 export interface LogRecordConverterOptions {
   /**
@@ -143,6 +144,11 @@ export class LogRecordConverter {
       this.serviceOf = (r) => services.resolve(r.pid, r.comm);
     }
     this.maxBodyResourceLength = Math.max(1, options.maxBodyResourceLength ?? 256);
+  }
+
+  /** A flow log record (network observer resource, times of the report interval). */
+  convertFlow(f: FlowRecord): ReadableLogRecord {
+    return flowLogRecord(f, this.toHrTime, this.converter);
   }
 
   /** Timestamp: the request's start; observed timestamp: its end (when the record was complete). */

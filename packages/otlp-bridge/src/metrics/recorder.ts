@@ -127,7 +127,7 @@ export const KALMAN_METER = "kalman";
  * Keeps at most `max` distinct attribute sets; the rest are reported as overflow. Keys are the
  * attribute entries in insertion order (attribute sets are built in a fixed order).
  */
-class SeriesLimiter {
+export class SeriesLimiter {
   private readonly seen = new Set<string>();
   constructor(private readonly max: number) {}
 
