@@ -29,7 +29,14 @@ export function formatProblem(p: ConfigProblem): string {
 }
 
 /** Environment variables read by Kalman that are not config keys. */
-const OTHER_KALMAN_VARS = new Set(["KALMAN_CONFIG", "KALMAN_SKIP_PRIVILEGED"]);
+const OTHER_KALMAN_VARS = new Set([
+  "KALMAN_CONFIG",
+  "KALMAN_SKIP_PRIVILEGED",
+  "KALMAN_NODE_NAME",
+  "KALMAN_BPF_OBJECT",
+  "KALMAN_NATIVE_LIB",
+  "KALMAN_LOG_LEVEL",
+]);
 
 /** Flags and variables that build one selection.include rule (a flag layer replaces the list). */
 const SELECTION_SHORTHANDS = [
@@ -212,6 +219,8 @@ function fromText(text: string, parse: TextParse | undefined): unknown {
       if (t === "false" || t === "0" || t === "no" || t === "off") return false;
       return text;
     }
+    case "numbers":
+      return pidsFromText(text);
     case "list":
       return text
         .split(",")

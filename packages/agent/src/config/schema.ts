@@ -7,7 +7,7 @@ import { z } from "zod";
  */
 
 /** How an environment variable's or a flag's text becomes the key's value. */
-export type TextParse = "string" | "number" | "boolean" | "list" | "kv";
+export type TextParse = "string" | "number" | "boolean" | "list" | "numbers" | "kv";
 
 export interface OptionMeta {
   description: string;
@@ -63,6 +63,18 @@ export function parsePortSpec(spec: unknown): Array<[number, number]> | string {
     }
   }
   return out;
+}
+
+/** Size of the kernel's port allowlist map. */
+export const MAX_KERNEL_PORTS = 1024;
+
+/** Every port of a list of ranges, deduplicated, stopping past MAX_KERNEL_PORTS + 1. */
+export function expandPorts(ranges: Array<[number, number]>): number[] {
+  const out = new Set<number>();
+  for (const [from, to] of ranges) {
+    for (let p = from; p <= to && out.size <= MAX_KERNEL_PORTS; p++) out.add(p);
+  }
+  return [...out];
 }
 
 const portSpec = z
@@ -156,14 +168,27 @@ export const configSchema = z.strictObject({
   ebpf: meta(
     z
       .strictObject({
-        ports: meta(portSpec.optional(), {
-          description:
-            "Only sockets whose local or remote port is listed, checked in the kernel (both ends of a connection are kept). Ranges are expanded; at most 1024 ports.",
-          env: ["KALMAN_PORTS"],
-          flag: "ports",
-          type: "ports",
-          example: '"80,8080"',
-        }),
+        ports: meta(
+          portSpec
+            .superRefine((v, ctx) => {
+              const ranges = parsePortSpec(v);
+              if (typeof ranges === "string") return;
+              if (expandPorts(ranges).length > MAX_KERNEL_PORTS)
+                ctx.addIssue({
+                  code: "custom",
+                  message: `at most ${MAX_KERNEL_PORTS} ports (the kernel allowlist's size); use selection rules for wider ranges`,
+                });
+            })
+            .optional(),
+          {
+            description:
+              "Only sockets whose local or remote port is listed, checked in the kernel (both ends of a connection are kept). Ranges are expanded; at most 1024 ports.",
+            env: ["KALMAN_PORTS"],
+            flag: "ports",
+            type: "ports",
+            example: '"80,8080"',
+          },
+        ),
         captureBytes: meta(
           z
             .number({ error: "expected an integer from 0 to 16384" })
@@ -206,6 +231,27 @@ export const configSchema = z.strictObject({
       parse: "list",
       type: "list of protocol names",
     },
+  ),
+  tls: meta(
+    z
+      .strictObject({
+        enabled: meta(z.boolean({ error: "expected true or false" }).default(true), {
+          description:
+            "Capture TLS plaintext with uprobes on OpenSSL, Node's bundled OpenSSL and Go crypto/tls. `--no-tls` turns it off.",
+          env: ["KALMAN_TLS"],
+          negatingFlag: "no-tls",
+          parse: "boolean",
+        }),
+        pids: meta(pidList.default([]), {
+          description: "Capture TLS plaintext only in these processes; empty: every traced process.",
+          env: ["KALMAN_TLS_PIDS"],
+          flag: "tls-pids",
+          parse: "numbers",
+          type: "list of pids",
+        }),
+      })
+      .prefault({}),
+    { description: "TLS plaintext capture." },
   ),
   redact: meta(z.boolean({ error: "expected true or false" }).default(true), {
     description: "Redact secrets (Authorization and Cookie values, query strings, SQL literals). `--raw` turns it off.",
