@@ -179,9 +179,10 @@ export class L7Aggregator {
     const accept = this.acceptProcess;
     let n = 0;
     while (c.next()) {
-      if (accept !== undefined && !accept(c.tgid)) continue;
-      if (n === this.order.length) this.growOrder();
       const type = c.type;
+      // TCP state changes run in whatever task the kernel was in (softirq): never filtered by process
+      if (accept !== undefined && type !== RecordType.tcpState && !accept(c.tgid)) continue;
+      if (n === this.order.length) this.growOrder();
       this.offsets[n] = c.offset;
       this.keys[n] = type === RecordType.data ? (c.direction === Direction.Egress ? c.enterNs : c.exitNs) : c.tsNs;
       this.order[n] = n;
