@@ -8,7 +8,7 @@ function typeName(e: SchemaEntry): string {
   if (s instanceof z.ZodNumber) return "number";
   if (s instanceof z.ZodBoolean) return "boolean";
   if (s instanceof z.ZodString) return "string";
-  if (s instanceof z.ZodEnum) return (s.options as string[]).map((o) => `\`${o}\``).join(" \\| ");
+  if (s instanceof z.ZodEnum) return (s.options as string[]).map((o) => `\`${o}\``).join(" | ");
   if (s instanceof z.ZodArray) {
     const el = s.def.element;
     return el instanceof z.ZodString ? "list of strings" : "list";
@@ -79,7 +79,7 @@ export function configurationMarkdown(): string {
     '    - exePath: "*/nginx"',
     '    - ports: "8000-8100"',
     "  exclude:",
-    '    - exePath: "/usr/bin/python3*"',
+    '    - exePath: "*/bin/python3*"',
     "otlp:",
     "  endpoint: http://127.0.0.1:4317",
     "  headers:",

@@ -123,7 +123,7 @@ const selectionRule = z.strictObject({
   }),
   exePath: meta(z.string({ error: "expected a glob string, e.g. */nginx" }).optional(), {
     description:
-      "Glob on the executable's full path (`*` within a path segment, `**` across segments, `?`, `[abc]`), e.g. `*/nginx` or `/usr/bin/python3*`.",
+      "Glob on the executable's full path (`*` any characters, `/` included; `?` one; `[abc]` a class), e.g. `*/nginx` or `*/bin/python3*`.",
     type: "glob",
   }),
   pids: meta(pidList.optional(), { description: "These process ids.", type: "list of pids" }),

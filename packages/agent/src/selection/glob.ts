@@ -1,17 +1,15 @@
 /**
- * A glob as a RegExp: `**` any characters, `*` any characters but `/`, `?` one character but `/`,
- * `[abc]` / `[!abc]` a class. Everything else is literal. The whole string must match.
+ * A glob as a RegExp: `*` any characters, `/` included (so the glob star-slash-nginx matches /usr/sbin/nginx),
+ * `?` one character, `[abc]` / `[!abc]` a class. Everything else is literal. The whole string must match.
  */
 export function globToRegExp(glob: string): RegExp {
   let re = "^";
   for (let i = 0; i < glob.length; i++) {
     const ch = glob[i] as string;
     if (ch === "*") {
-      if (glob[i + 1] === "*") {
-        re += ".*";
-        i++;
-      } else re += "[^/]*";
-    } else if (ch === "?") re += "[^/]";
+      re += ".*";
+      while (glob[i + 1] === "*") i++;
+    } else if (ch === "?") re += ".";
     else if (ch === "[") {
       const end = glob.indexOf("]", i + 2);
       if (end < 0) {
