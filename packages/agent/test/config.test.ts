@@ -2,15 +2,17 @@
 // with 2, and leaves the kernel alone. The CLI runs under strace (bpf syscalls only): an invalid
 // config must make no BPF_PROG_LOAD at all, while the same command with a valid config does.
 
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { receiverPreflight } from "@kalman/ebpf-receiver";
-import { describePrivileged, freePort } from "@kalman/examples";
+import { describePrivileged, freePort, startNginx } from "@kalman/examples";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { OtlpGrpcReceiver } from "../../otlp-bridge/test/support/otlp-receiver.js";
 import { ConfigError, loadConfig, printConfig } from "../src/config/index.js";
 
 const cli = fileURLToPath(new URL("../dist/src/cli.js", import.meta.url));
@@ -149,6 +151,64 @@ describePrivileged("kalman run with a valid configuration", receiverPreflight, (
     expect(r.stderr).toMatch(/attached and exporting \d+ ms after start/);
     expect(r.status).toBe(0);
     expect(r.progLoads).toBeGreaterThan(0);
+  });
+});
+
+describePrivileged("OTLP settings from the YAML file reach the exporters", receiverPreflight, () => {
+  it("endpoint, headers and resource attributes from the file; the backend's own side of the exports is not traced", async () => {
+    const receiver = await OtlpGrpcReceiver.create();
+    const nginx = await startNginx(`    location / { return 200 "ok\\n"; }`);
+    const nginxPids = [
+      nginx.pid,
+      ...readFileSync(`/proc/${nginx.pid}/task/${nginx.pid}/children`, "utf8").trim().split(/\s+/),
+    ];
+    try {
+      const f = yamlFile(
+        [
+          "otlp:",
+          `  tracesEndpoint: ${receiver.endpoint}`,
+          "  protocol: grpc",
+          "  headers:",
+          "    x-tenant: team-a",
+          "service:",
+          "  resourceAttributes:",
+          "    deployment.environment: ci",
+          "selection:",
+          "  include:",
+          // nginx, and this process: it hosts the OTLP receiver, whose side of the exports must not come back as spans
+          `    - pids: [${[...nginxPids, process.pid].join(", ")}]`,
+          "",
+        ].join("\n"),
+      );
+      const agent = spawn(process.execPath, [cli, "run", "--config", f, "--quiet", "--duration", "30"], {
+        cwd: tmp,
+        env: cleanEnv(),
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      let stderr = "";
+      agent.stderr?.on("data", (d: Buffer) => {
+        stderr += d.toString();
+      });
+      for (let i = 0; i < 200 && !stderr.includes("attached and exporting") && agent.exitCode === null; i++)
+        await new Promise((r) => setTimeout(r, 50));
+      expect(stderr).toContain(`traces → otlp-grpc ${receiver.endpoint}`);
+      for (let i = 0; i < 3; i++)
+        execFileSync("curl", ["-s", "-o", "/dev/null", `http://127.0.0.1:${nginx.port}/x${i}`]);
+      await receiver.waitFor((spans) => spans.filter((sp) => sp.name.startsWith("GET /x")).length >= 3);
+      // a few more export rounds, each of which the receiver's side would turn into a span if it were traced
+      await new Promise((r) => setTimeout(r, 2500));
+      const exited = once(agent, "exit");
+      agent.kill("SIGTERM");
+      await exited;
+      expect(receiver.requests[0]?.headers["x-tenant"]).toBe("team-a");
+      const served = receiver.spans.filter((sp) => sp.name.startsWith("GET /x"));
+      expect(served.every((sp) => sp.resource["deployment.environment"] === "ci")).toBe(true);
+      expect(receiver.spans.filter((sp) => sp.name.includes("TraceService"))).toEqual([]);
+      expect(stderr).toMatch(/[1-9]\d* requests to our own OTLP backend/);
+    } finally {
+      await nginx.stop();
+      await receiver.stop();
+    }
   });
 });
 
