@@ -250,9 +250,10 @@ export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<nu
     err.write(
       `kalman run: stopped. ${a.records} requests recorded; kernel lost ${s.lostRingFull + s.lostStashFull}; ` +
         `${a.connectionsUnknown} connections of unknown protocol, ${a.malformed} malformed messages; ` +
-        `spans exported ${sp.exported}, dropped ${sp.dropped}${sp.lastError ? ` (last error: ${sp.lastError})` : ""}; ` +
         `selection filtered ${sel.eventsFiltered} events of ${sel.processesFiltered} processes, ` +
-        `${pipeline.ownExportRecords} requests to our own OTLP backend\n`,
+        `${pipeline.ownExportRecords} requests to our own OTLP backend; ` +
+        // last on the line: tests and scripts read the span accounting from its end
+        `spans exported ${sp.exported}, dropped ${sp.dropped}${sp.lastError ? ` (last error: ${sp.lastError})` : ""}\n`,
     );
   }
   return 0;
