@@ -197,10 +197,10 @@ describePrivileged("kalman run reports only the selected processes", receiverPre
     const s = servers as Servers;
     const r = await runAgent(["--open-ports", String(s.pyA.port)]);
     expect(r.stderr).toContain(`processes with open ports ${s.pyA.port}`);
-    expect(r.records.map((x) => `${x.pid} ${x.observationPoint} ${x.serverPort}`), r.stderr).toEqual([
-      `${s.pyA.pid} server ${s.pyA.port}`,
-      `${s.pyA.pid} server ${s.pyA.port}`,
-    ]);
+    expect(
+      r.records.map((x) => `${x.pid} ${x.observationPoint} ${x.serverPort}`),
+      r.stderr,
+    ).toEqual([`${s.pyA.pid} server ${s.pyA.port}`, `${s.pyA.pid} server ${s.pyA.port}`]);
     // curl and the other servers were seen by the kernel and left out here
     expect(r.stderr).toMatch(/selection filtered [1-9]\d* events of [1-9]\d* processes/);
   });
