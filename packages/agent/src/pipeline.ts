@@ -8,7 +8,14 @@ import {
   type Span,
   SpanCorrelator,
 } from "@kalman/span-correlator";
+import type { ProcessSelector } from "./selection/selector.js";
 import { ServiceDirectory } from "./service-directory.js";
+
+/** A server address and port whose requests are not reported (the agent's own OTLP backend). */
+export interface ServerEndpoint {
+  addrs: string[];
+  port: number;
+}
 
 export interface PipelineOptions {
   /** Called with each batch of records and a function naming their two ends (for metrics). */
@@ -19,6 +26,10 @@ export interface PipelineOptions {
   onSpans?: (spans: Span[]) => void;
   /** Extra process tags (K8s pod, workload, labels) on every service resource. */
   enrichers?: Enricher[];
+  /** Keeps only the events of the processes it selects (checked per event, decided per process). */
+  selection?: ProcessSelector;
+  /** Requests to these servers are dropped (and counted): the agent's own exports, seen at the backend. */
+  excludeServers?: ServerEndpoint[];
 }
 
 /**
@@ -36,27 +47,39 @@ export class Pipeline {
   private held: RequestRecord[] = [];
   private lastTick = Date.now();
   events = 0;
+  /** Records dropped because they are requests to the agent's own export backend. */
+  ownExportRecords = 0;
+  private readonly excluded: Set<string>;
 
   constructor(private readonly opts: PipelineOptions) {
     this.services = new ServiceResolver({ enrichers: opts.enrichers });
     this.directory = new ServiceDirectory(this.services);
+    const selection = opts.selection && !opts.selection.selectsAll ? opts.selection : undefined;
+    const kernelPids = opts.selection?.kernelPids();
     // the aggregator validates its options before anything is attached
-    this.aggregator = new L7Aggregator({ ...opts.aggregator, listener: this.correlator });
-    this.tracer = SocketTracer.open(opts.tracer);
+    this.aggregator = new L7Aggregator({
+      ...opts.aggregator,
+      listener: this.correlator,
+      acceptProcess: selection?.accept,
+    });
+    this.excluded = new Set((opts.excludeServers ?? []).flatMap((e) => e.addrs.map((a) => `${a}|${e.port}`)));
+    this.tracer = SocketTracer.open(kernelPids ? { ...opts.tracer, pids: kernelPids } : opts.tracer);
   }
 
   /** Drains the kernel ring, parses, correlates, and hands records and spans on. */
   pump(): void {
+    const now = Date.now();
+    this.opts.selection?.setNow(now);
     for (let b = this.tracer.drainOnce(); b; b = this.tracer.drainOnce()) {
       this.events += b.count;
       this.aggregator.ingestBatch(b);
     }
-    const now = Date.now();
     if (now - this.lastTick >= 1000) {
       this.aggregator.tick();
       this.lastTick = now;
     }
-    const records = this.aggregator.takeRecords();
+    let records = this.aggregator.takeRecords();
+    if (this.excluded.size && records.length) records = this.withoutOwnExports(records);
     if (!records.length) {
       this.recordWithServices(records);
       return;
@@ -71,6 +94,12 @@ export class Pipeline {
       }
       if (spans.length) this.opts.onSpans(spans);
     }
+  }
+
+  private withoutOwnExports(records: RequestRecord[]): RequestRecord[] {
+    const kept = records.filter((r) => !this.excluded.has(`${r.serverAddr}|${r.serverPort}`));
+    this.ownExportRecords += records.length - kept.length;
+    return kept;
   }
 
   /**

@@ -84,6 +84,8 @@ describePrivileged("kalman run with the OTLP backend down", receiverPreflight, (
           ...process.env,
           OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
           OTEL_EXPORTER_OTLP_PROTOCOL: "grpc",
+          // the backend is down at startup on purpose: start anyway (the default check would exit with 2)
+          KALMAN_OTLP_STARTUP_CHECK: "warn",
         },
         stdio: ["ignore", "ignore", "pipe"],
       },
@@ -97,6 +99,7 @@ describePrivileged("kalman run with the OTLP backend down", receiverPreflight, (
     for (let i = 0; i < 200 && !stderr.includes("attached") && agent.exitCode === null; i++) await sleep(50);
     expect(stderr).toContain("eBPF programs attached");
     expect(stderr).toContain(`traces → otlp-grpc http://127.0.0.1:${port}`);
+    expect(stderr).toContain(`warning: otlp.endpoint: OTLP endpoint http://127.0.0.1:${port} is unreachable`);
 
     // steady traffic through the outage and after it, bounded in count and time
     const load = spawn(

@@ -21,11 +21,13 @@ describe("kalman run", () => {
       encoding: "utf8",
     });
     expect(proto.status).toBe(2);
-    expect(proto.stderr).toContain("protocols: unknown protocol 'gopher'");
+    expect(proto.stderr).toContain("protocols[0]: unknown protocol 'gopher'; known: http1, http2, grpc,");
+    expect(proto.stderr).toContain("(from flag --protocols)");
     expect(proto.stderr).not.toContain("attached");
     const ports = spawnSync(process.execPath, [cli, "run", "--ports", "80,abc"], { encoding: "utf8" });
     expect(ports.status).toBe(2);
-    expect(ports.stderr).toContain("--ports must be a comma-separated list of positive integers");
+    expect(ports.stderr).toContain('ebpf.ports: expected "80" or "8000-8100"');
+    expect(ports.stderr).toContain("(from flag --ports)");
   });
 
   it.runIf(privileged)("prints one line per request and writes each record as a JSON line", async () => {

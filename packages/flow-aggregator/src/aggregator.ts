@@ -30,6 +30,11 @@ export interface L7AggregatorOptions {
   parsers?: ProtocolParser[];
   /** Told about every request and response as they are parsed (the span correlator). */
   listener?: L7Listener;
+  /**
+   * ingestBatch() keeps only the events of processes this accepts (default: all). Called once per
+   * event with the process id: keep it a cache lookup (the agent's process selection).
+   */
+  acceptProcess?: (pid: number) => boolean;
 }
 
 /** Counters: what was parsed, and every place data was dropped or could not be used. */
@@ -110,8 +115,11 @@ export class L7Aggregator {
   private readonly meta: ChunkMeta = { startNs: 0, endNs: 0, tcpSeq: 0, seqValid: false, tid: 0 };
   private current: Conn | undefined;
   private lastNs = 0;
-  private readonly opts: Required<Omit<L7AggregatorOptions, "protocols" | "portHints" | "parsers" | "listener">>;
+  private readonly opts: Required<
+    Omit<L7AggregatorOptions, "protocols" | "portHints" | "parsers" | "listener" | "acceptProcess">
+  >;
   private readonly listener: L7Listener | undefined;
+  private readonly acceptProcess: ((pid: number) => boolean) | undefined;
   private readonly hints = new Map<ProtocolParser, Set<number>>();
   private readonly counters: L7Stats = {
     connections: 0,
@@ -145,6 +153,7 @@ export class L7Aggregator {
     }
     this.parsers = enabled ? all.filter((p) => enabled.includes(p.name)) : all;
     this.listener = options.listener;
+    this.acceptProcess = options.acceptProcess;
     for (const p of this.parsers) {
       this.hints.set(p, new Set([...p.ports, ...(options.portHints?.[p.name] ?? [])]));
     }
@@ -167,10 +176,13 @@ export class L7Aggregator {
    */
   ingestBatch(batch: EventBatch): void {
     const c = batch.cursor();
+    const accept = this.acceptProcess;
     let n = 0;
     while (c.next()) {
-      if (n === this.order.length) this.growOrder();
       const type = c.type;
+      // TCP state changes run in whatever task the kernel was in (softirq): never filtered by process
+      if (accept !== undefined && type !== RecordType.tcpState && !accept(c.tgid)) continue;
+      if (n === this.order.length) this.growOrder();
       this.offsets[n] = c.offset;
       this.keys[n] = type === RecordType.data ? (c.direction === Direction.Egress ? c.enterNs : c.exitNs) : c.tsNs;
       this.order[n] = n;

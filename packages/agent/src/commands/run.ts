@@ -1,6 +1,8 @@
+import { lookup } from "node:dns/promises";
 import { createWriteStream, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { ReceiverError, type SocketTracerOptions } from "@kalman/ebpf-receiver";
+import { performance } from "node:perf_hooks";
+import { ReceiverError } from "@kalman/ebpf-receiver";
 import type { L7ProtocolName, RequestRecord } from "@kalman/flow-aggregator";
 import {
   createLogSink,
@@ -10,30 +12,18 @@ import {
   type MetricsPipeline,
   type SpanSink,
 } from "@kalman/otlp-bridge";
+import { exportEndpoints } from "../config/probe.js";
+import { expandPorts, type KalmanConfig, parsePortSpec } from "../config/schema.js";
 import { startPodWatcher } from "../k8s/index.js";
-import { Pipeline } from "../pipeline.js";
+import { Pipeline, type ServerEndpoint } from "../pipeline.js";
+import { ProcessSelector } from "../selection/selector.js";
 
-export interface RunOptions {
-  ports?: number[];
-  pids?: number[];
-  protocols?: L7ProtocolName[];
-  /** JSON-lines file for request records. */
-  output: string;
-  /** Directory of the embedded trace sink when no OTLP endpoint is configured (default kalman-data). */
-  dataDir?: string;
-  /** Stop after this many seconds (default: until SIGINT/SIGTERM). */
-  durationS?: number;
-  captureBytes?: number;
-  /** Keep secrets (Authorization values, query strings, SQL literals). */
-  raw?: boolean;
-  /** Serve Prometheus metrics on 127.0.0.1:<port> (off by default). */
-  prometheusPort?: number;
-  /** Print one line per request (default true). */
-  print?: boolean;
-  /** TLS plaintext capture (default on); `false` turns it off. */
-  tls?: SocketTracerOptions["tls"];
+export interface RunIo {
   out?: NodeJS.WritableStream;
   err?: NodeJS.WritableStream;
+  /** Where keys came from (for the summary); from loadConfig. */
+  sources?: Map<string, string>;
+  file?: string;
 }
 
 function ms(ns: number): string {
@@ -50,11 +40,64 @@ export function formatRecord(r: RequestRecord): string {
   return `${r.protocol.padEnd(10)} ${what.slice(0, 60).padEnd(60)} ${result.padEnd(18)} ${ms(r.durationNs).padStart(9)}  ${r.comm}/${r.pid} ${peer} [${r.observationPoint}]`;
 }
 
-/** `kalman run`: trace this host, print request records live and write them as JSON lines. */
-export async function runAgent(opts: RunOptions): Promise<number> {
-  const out = opts.out ?? process.stdout;
-  const err = opts.err ?? process.stderr;
-  const file = resolve(opts.output);
+/**
+ * The environment the exporters see: the process's, with the OTel keys replaced by the effective
+ * configuration (file < env < flags), so one resolution rule holds for every signal.
+ */
+export function exporterEnv(config: KalmanConfig, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env = { ...base };
+  const set = (name: string, value: string | undefined) => {
+    if (value === undefined) delete env[name];
+    else env[name] = value;
+  };
+  const o = config.otlp;
+  set("OTEL_EXPORTER_OTLP_ENDPOINT", o.endpoint);
+  set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", o.tracesEndpoint);
+  set("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", o.metricsEndpoint);
+  set("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", o.logsEndpoint);
+  set("OTEL_EXPORTER_OTLP_PROTOCOL", o.protocol);
+  set("OTEL_SERVICE_NAME", config.service.name);
+  const attrs = Object.entries(config.service.resourceAttributes);
+  set(
+    "OTEL_RESOURCE_ATTRIBUTES",
+    attrs.length ? attrs.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join(",") : undefined,
+  );
+  return env;
+}
+
+/** Addresses and ports of the OTLP backends: requests to them are the agent's own exports. */
+async function ownExportServers(config: KalmanConfig): Promise<ServerEndpoint[]> {
+  const out: ServerEndpoint[] = [];
+  for (const t of exportEndpoints(config)) {
+    const u = new URL(t.url);
+    const port = u.port ? Number(u.port) : u.protocol === "https:" ? 443 : 80;
+    const host = u.hostname.replace(/^\[|\]$/g, "");
+    let addrs: string[] = [];
+    try {
+      addrs = (await lookup(host, { all: true })).map((a) => a.address);
+    } catch {
+      // unresolvable: the startup check already said so, if it ran
+    }
+    if (addrs.some((a) => a.startsWith("127.") || a === "::1")) addrs.push("127.0.0.1", "::1", "::ffff:127.0.0.1");
+    out.push({ addrs: [...new Set(addrs)], port });
+  }
+  return out;
+}
+
+/** `kalman run`: trace this host, print request records live, write them as JSON lines, export over OTLP. */
+export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<number> {
+  const out = io.out ?? process.stdout;
+  const err = io.err ?? process.stderr;
+  const file = resolve(config.output.requests);
+  const dataDir = config.output.dataDir;
+  const print = config.output.print;
+  const selector = new ProcessSelector(config.selection);
+  const portRanges = config.ebpf.ports === undefined ? undefined : parsePortSpec(config.ebpf.ports);
+  const kernelPorts = Array.isArray(portRanges) ? expandPorts(portRanges) : undefined;
+  const env = exporterEnv(config);
+  const headers = config.otlp.headers;
+  const excludeServers = await ownExportServers(config);
+
   mkdirSync(dirname(file), { recursive: true });
   const sink = createWriteStream(file, { flags: "a" });
   let recordsSince = 0;
@@ -63,7 +106,7 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     let lines = "";
     for (const r of records) {
       lines += `${JSON.stringify(r)}\n`;
-      if (opts.print !== false) out.write(`${formatRecord(r)}\n`);
+      if (print) out.write(`${formatRecord(r)}\n`);
     }
     sink.write(lines);
   };
@@ -80,28 +123,36 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     });
     const podWatcher = pods;
     let services: Pipeline["services"] | undefined;
-    spans = createSpanSink({ dir: opts.dataDir ?? "kalman-data" });
-    // request records also go out as OTLP logs (trace-linked), or to kalman-data/logs.jsonl, with the spans' tags
+    spans = createSpanSink({ dir: dataDir, env, headers });
+    // request records also go out as OTLP logs (trace-linked), or to <dataDir>/logs.jsonl, with the spans' tags
     logs = createLogSink({
-      dir: opts.dataDir ?? "kalman-data",
+      dir: dataDir,
+      env,
+      headers,
       serviceOf: (r) => (services as Pipeline["services"]).resolve(r.pid, r.comm),
     });
     const logSink = logs;
     const spanSink = spans;
     metrics = createMetricsPipeline({
-      prometheus: opts.prometheusPort === undefined ? false : { port: opts.prometheusPort },
+      env,
+      headers,
+      prometheus: config.prometheus.port === undefined ? false : { port: config.prometheus.port },
       serviceResourceAttributes: (service) => services?.attributesOfService(service),
     });
     const metricsPipeline = metrics;
     pipeline = new Pipeline({
       tracer: {
-        ports: opts.ports,
-        pids: opts.pids,
-        captureBytes: opts.captureBytes,
+        ports: kernelPorts,
+        captureBytes: config.ebpf.captureBytes,
         closeOnSignals: false,
-        tls: opts.tls,
+        tls: config.tls.enabled ? { pids: config.tls.pids.length ? config.tls.pids : undefined } : false,
       },
-      aggregator: { protocols: opts.protocols, redact: !opts.raw },
+      aggregator: {
+        protocols: config.protocols.length ? (config.protocols as L7ProtocolName[]) : undefined,
+        redact: config.redact,
+      },
+      selection: selector,
+      excludeServers,
       onRecords: (rs) => {
         onRecords(rs);
         logSink.add(rs);
@@ -122,21 +173,24 @@ export async function runAgent(opts: RunOptions): Promise<number> {
       return 2;
     }
     err.write(`kalman run: ${(e as Error).message}\n`);
-    return 2;
+    return 1;
   }
   const tracer = pipeline.tracer;
   await metrics.ready;
+  const readyMs = performance.now();
+  const kernelPids = selector.kernelPids();
   const filters = [
-    opts.ports?.length ? `ports ${opts.ports.join(",")}` : "",
-    opts.pids?.length ? `pids ${opts.pids.join(",")}` : "",
+    selector.describe(),
+    kernelPorts?.length ? `sockets on ports ${String(config.ebpf.ports)}` : "",
+    kernelPids ? "pid allowlist in the kernel" : "",
+    config.tls.enabled ? `TLS plaintext from ${tracer.tlsTargets().length} binaries` : "TLS plaintext off",
   ].filter(Boolean);
-  const tlsNote =
-    opts.tls === false ? "TLS plaintext off" : `TLS plaintext from ${tracer.tlsTargets().length} binaries`;
   err.write(
-    `kalman run: ${tracer.programIds().length} eBPF programs attached (${filters.join("; ") || "all processes"}; ${tlsNote}); ` +
-      `request records → ${file}${opts.raw ? " (raw: secrets NOT redacted)" : ""}; traces → ${spans.kind} ${spans.target}; logs → ${logs.kind} ${logs.target}; ` +
+    `kalman run: ${tracer.programIds().length} eBPF programs attached (${filters.join("; ")}); ` +
+      `request records → ${file}${config.redact ? "" : " (raw: secrets NOT redacted)"}; traces → ${spans.kind} ${spans.target}; logs → ${logs.kind} ${logs.target}; ` +
       `metrics → ${metrics.kind} ${metrics.target}${metrics.prometheusUrl ? `, Prometheus ${metrics.prometheusUrl}` : ""}` +
-      `${pods ? `; K8s pods → ${pods.stats().pods} on this node` : ""}\n`,
+      `${pods ? `; K8s pods → ${pods.stats().pods} on this node` : ""}\n` +
+      `kalman run: attached and exporting ${readyMs.toFixed(0)} ms after start${io.file ? `; config ${io.file}` : ""}\n`,
   );
 
   let stopping = false;
@@ -151,22 +205,30 @@ export async function runAgent(opts: RunOptions): Promise<number> {
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
-  const deadline = opts.durationS ? Date.now() + opts.durationS * 1000 : Number.POSITIVE_INFINITY;
+  const deadline = config.durationSeconds ? Date.now() + config.durationSeconds * 1000 : Number.POSITIVE_INFINITY;
+  const statusEveryMs = config.status.intervalSeconds * 1000;
   let lastStatus = Date.now();
   let lastEvents = 0;
+  let lastFiltered = 0;
   try {
     while (!stopping && Date.now() < deadline) {
       pipeline.pump();
       const now = Date.now();
-      if (now - lastStatus >= 10_000) {
+      if (statusEveryMs > 0 && now - lastStatus >= statusEveryMs) {
         const s = tracer.stats();
+        const sel = selector.stats();
+        const sp = spans.stats();
+        const lg = logs.stats();
         const secs = (now - lastStatus) / 1000;
         err.write(
-          `status: ${((pipeline.events - lastEvents) / secs).toFixed(0)} events/s, ${(recordsSince / secs).toFixed(1)} requests/s, ` +
-            `lost ${s.lostRingFull + s.lostStashFull}, connections ${pipeline.aggregator.stats().connections}, ` +
-            `spans exported ${spans.stats().exported} (dropped ${spans.stats().dropped})\n`,
+          `status: ${((pipeline.events - lastEvents) / secs).toFixed(0)} events/s, ${(recordsSince / secs).toFixed(1)} requests/s; ` +
+            `spans exported ${sp.exported}, logs exported ${lg.exported}; ` +
+            `drops: kernel ${s.lostRingFull + s.lostStashFull}, spans ${sp.dropped}, logs ${lg.dropped}; ` +
+            `filtered ${sel.eventsFiltered - lastFiltered} events (${sel.processesFiltered} processes left out, ${sel.processesSelected} traced); ` +
+            `connections ${pipeline.aggregator.stats().connections}\n`,
         );
         lastEvents = pipeline.events;
+        lastFiltered = sel.eventsFiltered;
         recordsSince = 0;
         lastStatus = now;
       }
@@ -183,10 +245,14 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     await metrics.shutdown();
     await logs.shutdown();
     const sp = spans.stats();
+    const sel = selector.stats();
     await new Promise((r) => sink.end(r));
     err.write(
       `kalman run: stopped. ${a.records} requests recorded; kernel lost ${s.lostRingFull + s.lostStashFull}; ` +
         `${a.connectionsUnknown} connections of unknown protocol, ${a.malformed} malformed messages; ` +
+        `selection filtered ${sel.eventsFiltered} events of ${sel.processesFiltered} processes, ` +
+        `${pipeline.ownExportRecords} requests to our own OTLP backend; ` +
+        // last on the line: tests and scripts read the span accounting from its end
         `spans exported ${sp.exported}, dropped ${sp.dropped}${sp.lastError ? ` (last error: ${sp.lastError})` : ""}\n`,
     );
   }

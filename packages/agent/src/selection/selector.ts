@@ -1,0 +1,268 @@
+import { basename } from "node:path";
+import { parsePortSpec, type SelectionRule } from "../config/schema.js";
+import { globToRegExp } from "./glob.js";
+import {
+  netnsOf,
+  type OpenSocket,
+  type ProcessFacts,
+  readOpenSockets,
+  readProcessFacts,
+  socketInodes,
+} from "./procfs.js";
+
+export interface SelectionOptions {
+  /** A process is traced when it matches any of these (all fields of a rule must match). Empty: every process. */
+  include?: SelectionRule[];
+  /** A process matching any of these is never traced. */
+  exclude?: SelectionRule[];
+  /** Leave out known telemetry agents and other Kalman agents (default true). */
+  excludeTelemetryAgents?: boolean;
+  /** Never traced (default: this process). */
+  selfPid?: number;
+  procRoot?: string;
+  /** Processes remembered at once; the oldest decision is forgotten past it (default 16384). */
+  maxEntries?: number;
+  /** A decision is made again after this long, for reused pids and ports opened later (default 5000 ms). */
+  recheckMs?: number;
+}
+
+export interface SelectionStats {
+  /** Decisions made (each reads /proc). */
+  decisions: number;
+  /** Processes seen and selected / left out, by their latest decision. */
+  processesSelected: number;
+  processesFiltered: number;
+  /** Events dropped because their process is not selected. */
+  eventsFiltered: number;
+  /** Decisions forgotten to keep the cache bounded. */
+  evictions: number;
+}
+
+/** Executable names of telemetry agents left out by default. */
+const TELEMETRY_AGENTS = [
+  /^otelcol/,
+  /^beyla$/,
+  /^alloy$/,
+  /^grafana-agent/,
+  /^datadog-agent$/,
+  /^trace-agent$/,
+  /^fluent-bit$/,
+  /^td-agent-bit$/,
+  /^vector$/,
+  /^jaeger-agent$/,
+];
+/** Another Kalman agent: the CLI script or the installed `kalman` command. */
+const KALMAN_AGENT = /(^|\/)kalman$|\/agent\/dist\/src\/cli\.js$/;
+
+interface CompiledRule {
+  pids?: Set<number>;
+  exe?: RegExp;
+  container?: RegExp;
+  ports?: Array<[number, number]>;
+}
+
+function compile(rule: SelectionRule): CompiledRule {
+  const c: CompiledRule = {};
+  if (rule.pids) c.pids = new Set(rule.pids);
+  if (rule.exePath !== undefined) c.exe = globToRegExp(rule.exePath);
+  if (rule.containerId !== undefined) c.container = globToRegExp(rule.containerId);
+  if (rule.ports !== undefined) {
+    const parsed = parsePortSpec(rule.ports);
+    if (typeof parsed === "string") throw new Error(`selection rule ports: ${parsed}`);
+    c.ports = parsed;
+  }
+  return c;
+}
+
+function isPidOnly(rule: SelectionRule): boolean {
+  return (
+    rule.pids !== undefined && rule.exePath === undefined && rule.containerId === undefined && rule.ports === undefined
+  );
+}
+
+/** Reads a process's facts on first use only, once per decision. */
+class Lazy {
+  private facts?: ProcessFacts;
+  private openPorts?: Set<number>;
+  constructor(
+    readonly pid: number,
+    private readonly selector: ProcessSelector,
+  ) {}
+  get(): ProcessFacts {
+    this.facts ??= readProcessFacts(this.pid, this.selector.procRoot);
+    return this.facts;
+  }
+  ports(): Set<number> {
+    this.openPorts ??= this.selector.openPortsOf(this.pid);
+    return this.openPorts;
+  }
+}
+
+/**
+ * Which processes are traced, after Beyla's discovery: include/exclude rules by pid, executable path
+ * glob, container id and open port. `accept(pid)` is a cache lookup; a pid not seen before (or not
+ * for `recheckMs`) is decided from /proc. The cache is bounded.
+ */
+export class ProcessSelector {
+  readonly procRoot: string;
+  private readonly include: CompiledRule[];
+  private readonly exclude: CompiledRule[];
+  private readonly includeRules: SelectionRule[];
+  private readonly telemetry: boolean;
+  private readonly selfPid: number;
+  private readonly maxEntries: number;
+  private readonly recheckMs: number;
+  /** pid -> decision time (ms), negative when left out. */
+  private readonly decided = new Map<number, number>();
+  private readonly sockets = new Map<string, { at: number; list: OpenSocket[] }>();
+  private now = Date.now();
+  private readonly counters: SelectionStats = {
+    decisions: 0,
+    processesSelected: 0,
+    processesFiltered: 0,
+    eventsFiltered: 0,
+    evictions: 0,
+  };
+
+  constructor(opts: SelectionOptions = {}) {
+    this.includeRules = opts.include ?? [];
+    this.include = this.includeRules.map(compile);
+    this.exclude = (opts.exclude ?? []).map(compile);
+    this.telemetry = opts.excludeTelemetryAgents ?? true;
+    this.selfPid = opts.selfPid ?? process.pid;
+    this.procRoot = opts.procRoot ?? "/proc";
+    this.maxEntries = opts.maxEntries ?? 16384;
+    this.recheckMs = opts.recheckMs ?? 5000;
+  }
+
+  /** True when every process is traced: no rule and no default exclusion, so there is nothing to check. */
+  get selectsAll(): boolean {
+    return !this.include.length && !this.exclude.length && !this.telemetry;
+  }
+
+  /**
+   * The pid allowlist to load into the kernel when the include rules are exactly a set of pids
+   * (every rule has only `pids`), else undefined: the other fields are checked here, per process.
+   */
+  kernelPids(): number[] | undefined {
+    if (!this.includeRules.length || !this.includeRules.every(isPidOnly)) return undefined;
+    return [...new Set(this.includeRules.flatMap((r) => r.pids ?? []))];
+  }
+
+  /** Sets the clock used for rechecks; called once per pump, not per event. */
+  setNow(ms: number): void {
+    this.now = ms;
+  }
+
+  /** Whether the process's events are traced. Counts filtered events. */
+  readonly accept = (pid: number): boolean => {
+    const at = this.decided.get(pid);
+    if (at !== undefined && this.now - Math.abs(at) < this.recheckMs) {
+      if (at > 0) return true;
+      this.counters.eventsFiltered++;
+      return false;
+    }
+    const selected = this.decide(pid);
+    if (at !== undefined) {
+      // recheck: undo the previous decision's count
+      if (at > 0) this.counters.processesSelected--;
+      else this.counters.processesFiltered--;
+      this.decided.delete(pid);
+    }
+    this.decided.set(pid, selected ? this.now || 1 : -(this.now || 1));
+    if (selected) this.counters.processesSelected++;
+    else this.counters.processesFiltered++;
+    if (this.decided.size > this.maxEntries) {
+      const [oldest, t] = this.decided.entries().next().value as [number, number];
+      this.decided.delete(oldest);
+      if (t > 0) this.counters.processesSelected--;
+      else this.counters.processesFiltered--;
+      this.counters.evictions++;
+    }
+    if (!selected) this.counters.eventsFiltered++;
+    return selected;
+  };
+
+  /** Decides from /proc, now. */
+  decide(pid: number): boolean {
+    this.counters.decisions++;
+    if (pid === this.selfPid) return false;
+    const lazy = new Lazy(pid, this);
+    if (this.include.length && !this.include.some((r) => this.matches(r, lazy))) return false;
+    if (this.exclude.some((r) => this.matches(r, lazy))) return false;
+    if (this.telemetry && isTelemetryAgent(lazy.get())) return false;
+    return true;
+  }
+
+  stats(): SelectionStats {
+    return { ...this.counters };
+  }
+
+  /** One line for the startup summary. */
+  describe(): string {
+    const rules = (list: SelectionRule[]) =>
+      list
+        .map((r) =>
+          [
+            r.pids ? `pids ${r.pids.join(",")}` : "",
+            r.exePath !== undefined ? `exe ${r.exePath}` : "",
+            r.ports !== undefined ? `open ports ${String(r.ports)}` : "",
+            r.containerId !== undefined ? `container ${r.containerId}` : "",
+          ]
+            .filter(Boolean)
+            .join(" and "),
+        )
+        .join(" or ");
+    const parts = [this.includeRules.length ? `processes with ${rules(this.includeRules)}` : "all processes"];
+    if (this.exclude.length) parts.push(`except ${this.exclude.length} exclude rule(s)`);
+    if (this.telemetry) parts.push("without telemetry agents");
+    return parts.join(", ");
+  }
+
+  /** Local ports the process has open (listening TCP, bound UDP), from its network namespace's tables. */
+  openPortsOf(pid: number): Set<number> {
+    const ns = netnsOf(pid, this.procRoot) ?? `pid${pid}`;
+    let entry = this.sockets.get(ns);
+    if (!entry || this.now - entry.at >= 1000) {
+      entry = { at: this.now, list: readOpenSockets(pid, this.procRoot) };
+      this.sockets.delete(ns);
+      this.sockets.set(ns, entry);
+      if (this.sockets.size > 256) this.sockets.delete(this.sockets.keys().next().value as string);
+    }
+    const open = new Set<number>();
+    if (!entry.list.length) return open;
+    const held = socketInodes(pid, this.procRoot);
+    for (const s of entry.list) if (held.has(s.inode)) open.add(s.port);
+    return open;
+  }
+
+  private matches(rule: CompiledRule, lazy: Lazy): boolean {
+    if (rule.pids && !rule.pids.has(lazy.pid)) return false;
+    if (rule.exe) {
+      const exe = lazy.get().exe;
+      if (exe === undefined || !rule.exe.test(exe)) return false;
+    }
+    if (rule.container) {
+      const id = lazy.get().containerId;
+      if (id === undefined || !rule.container.test(id)) return false;
+    }
+    if (rule.ports) {
+      const open = lazy.ports();
+      let any = false;
+      for (const p of open) {
+        if (rule.ports.some(([from, to]) => p >= from && p <= to)) {
+          any = true;
+          break;
+        }
+      }
+      if (!any) return false;
+    }
+    return true;
+  }
+}
+
+export function isTelemetryAgent(facts: ProcessFacts): boolean {
+  const names = [facts.exe, facts.argv[0]].filter((n): n is string => !!n).map((n) => basename(n));
+  if (names.some((n) => TELEMETRY_AGENTS.some((re) => re.test(n)))) return true;
+  return facts.argv.slice(0, 2).some((a) => KALMAN_AGENT.test(a));
+}
