@@ -83,6 +83,121 @@ options:
       return runTop({ ports, pids, intervalS, iterations, clear: values["no-clear"] === true ? false : undefined });
     },
   },
+  replay: {
+    summary: "run a pcap/pcapng file through the packet path offline: flows and requests",
+    help: `usage: kalman replay FILE [options]
+
+Reads a pcap or pcapng capture (tcpdump -w, Wireshark) and runs it through the same packet path as
+live capture: decoding (Ethernet, VLAN, IPv4/IPv6, TCP/UDP, VXLAN), the L4 flow table with TCP
+metrics (RTT, srt/art, retransmissions, zero windows, resets, close types) and the L7 parsers.
+Prints one line per flow log record and per request record.
+
+options:
+  --json              one JSON object per line ({"type":"flow"|"request", ...}) instead of tables
+  --protocols LIST    only these L7 protocols (e.g. http1,redis)
+  --flow-log-interval SECONDS  flow log period while a flow lives, in capture time (default 60)
+  --raw               keep secrets (Authorization, query strings, SQL literals); off by default
+`,
+    positionals: true,
+    options: {
+      json: { type: "boolean" },
+      protocols: { type: "string" },
+      "flow-log-interval": { type: "string" },
+      raw: { type: "boolean" },
+    },
+    main: async (values, positionals) => {
+      if (positionals.length !== 1) throw new UsageError("give exactly one capture file: kalman replay FILE");
+      const interval = values["flow-log-interval"] === undefined ? undefined : Number(values["flow-log-interval"]);
+      if (interval !== undefined && !(interval > 0))
+        throw new UsageError("--flow-log-interval must be a positive number of seconds");
+      const { replayCapture } = await import("./commands/replay.js");
+      return replayCapture({
+        file: positionals[0] as string,
+        json: values.json === true,
+        protocols:
+          typeof values.protocols === "string"
+            ? (values.protocols.split(",").map((p) => p.trim()) as never)
+            : undefined,
+        flowLogIntervalS: interval,
+        raw: values.raw === true,
+      });
+    },
+  },
+  pcap: {
+    summary: "keep the recent packets of each flow; write a flow's packets as .pcap or its TCP header timeline",
+    help: `usage: kalman pcap (--from FILE | [--netns PATH]... [--interfaces LIST]) [selection] [output]
+
+Watches packets (live with AF_PACKET, or from a capture file), keeps the most recent packets of
+every flow in a bounded ring, then writes the selected flows' packets as a pcap (Wireshark and
+tshark open it) and/or prints each selected TCP connection's header timeline: relative time,
+direction, flags, relative seq/ack, payload, window and options, at every interface it crossed.
+
+source:
+  --from FILE             a pcap/pcapng file instead of live capture
+  --netns PATH            capture in this network namespace (/var/run/netns/NAME, /proc/PID/ns/net); repeatable
+  --interfaces LIST       interface names or globs (e.g. eth0,veth*); default all
+  --filter EXPR           tcpdump filter applied in the kernel (e.g. "tcp port 80")
+  --duration SECONDS      live capture length (default: until Ctrl-C)
+selection (all flows when none is given):
+  --flow ID               a flow id as printed (#12)
+  --port N                flows with this client or server port
+  --host ADDR             flows with this client or server address
+output:
+  --write FILE            write the selected flows' packets as a pcap
+  --timeline              print the TCP header timeline of each selected connection
+  --packets-per-flow N    packets kept per flow (default 256)
+  --snap-len N            bytes kept per packet (default 256)
+`,
+    options: {
+      from: { type: "string" },
+      netns: { type: "string", multiple: true },
+      interfaces: { type: "string" },
+      filter: { type: "string" },
+      duration: { type: "string" },
+      flow: { type: "string" },
+      port: { type: "string" },
+      host: { type: "string" },
+      write: { type: "string" },
+      timeline: { type: "boolean" },
+      "packets-per-flow": { type: "string" },
+      "snap-len": { type: "string" },
+    },
+    main: async (values) => {
+      const int = (key: string, min: number, max: number): number | undefined => {
+        const v = values[key];
+        if (v === undefined) return undefined;
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < min || n > max)
+          throw new UsageError(`--${key} must be an integer from ${min} to ${max}`);
+        return n;
+      };
+      const duration = values.duration === undefined ? undefined : Number(values.duration);
+      if (duration !== undefined && !(duration > 0))
+        throw new UsageError("--duration must be a positive number of seconds");
+      const namespaces = (values.netns as unknown as string[] | undefined) ?? [];
+      const interfaces =
+        typeof values.interfaces === "string" ? values.interfaces.split(",").map((i) => i.trim()) : undefined;
+      if (values.from !== undefined && (namespaces.length || interfaces || values.filter !== undefined))
+        throw new UsageError("--from reads a file: --netns, --interfaces and --filter are for live capture");
+      const { pcapCommand } = await import("./commands/pcap.js");
+      return pcapCommand({
+        from: typeof values.from === "string" ? values.from : undefined,
+        targets:
+          namespaces.length || interfaces
+            ? (namespaces.length ? namespaces : [""]).map((netns) => ({ netns, interfaces }))
+            : undefined,
+        filter: typeof values.filter === "string" ? values.filter : undefined,
+        durationS: duration,
+        flowId: int("flow", 1, Number.MAX_SAFE_INTEGER),
+        port: int("port", 1, 65535),
+        host: typeof values.host === "string" ? values.host : undefined,
+        write: typeof values.write === "string" ? values.write : undefined,
+        timeline: values.timeline === true,
+        packetsPerFlow: int("packets-per-flow", 1, 65536),
+        snapLen: int("snap-len", 64, 65535),
+      });
+    },
+  },
   doctor: {
     summary: "check this host's kernel features and privileges, with fixes",
     help: "usage: kalman doctor\n\nChecks kernel version, BTF, tracefs, privileges, the build, and that the tracer loads.\nExit code 0 when everything passes, 1 otherwise.\n",

@@ -241,7 +241,6 @@ describe("precedence: defaults < file < env < flags", () => {
       filter: "",
       snapLen: 256,
       flowLogIntervalSeconds: 60,
-      retainPacketsPerFlow: 64,
     });
 
     const envOverFile = kalman(["run", "--print-config"], { KALMAN_CONFIG: f, KALMAN_CAPTURE_BYTES: "200" });

@@ -8,6 +8,7 @@ import {
   createLogSink,
   createMetricsPipeline,
   createSpanSink,
+  FlowMetricsRecorder,
   type LogSink,
   type MetricsPipeline,
   type SpanSink,
@@ -15,6 +16,7 @@ import {
 import { exportEndpoints } from "../config/probe.js";
 import { expandPorts, type KalmanConfig, parsePortSpec } from "../config/schema.js";
 import { startPodWatcher } from "../k8s/index.js";
+import { PacketPipeline } from "../packet-pipeline.js";
 import { Pipeline, type ServerEndpoint } from "../pipeline.js";
 import { ProcessSelector } from "../selection/selector.js";
 
@@ -110,11 +112,12 @@ export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<nu
     }
     sink.write(lines);
   };
-  let pipeline: Pipeline;
+  let pipeline: Pipeline | undefined;
   let spans: SpanSink | undefined;
   let metrics: MetricsPipeline | undefined;
   let logs: LogSink | undefined;
   let pods: Awaited<ReturnType<typeof startPodWatcher>>;
+  let packets: PacketPipeline | undefined;
   try {
     // K8s tags (pod, namespace, workload, labels) when in a cluster or KUBECONFIG is set
     pods = await startPodWatcher(process.env, {
@@ -162,8 +165,27 @@ export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<nu
       enrichers: podWatcher ? [podWatcher.enricher()] : undefined,
     });
     services = pipeline.services;
+    if (config.packets.enabled) {
+      // the network's view: L4 flows with TCP metrics, exported as flow logs and kalman.flow/tcp metrics
+      const flowMetrics = new FlowMetricsRecorder(metricsPipeline.meterProvider);
+      const namespaces = config.packets.netns.length ? config.packets.netns : [""];
+      packets = new PacketPipeline({
+        targets: namespaces.map((netns) => ({
+          netns,
+          interfaces: config.packets.interfaces.length ? config.packets.interfaces : undefined,
+        })),
+        filter: config.packets.filter || undefined,
+        snapLen: config.packets.snapLen,
+        flowLogIntervalS: config.packets.flowLogIntervalSeconds,
+        onFlows: (fs) => {
+          logSink.addFlows(fs);
+          flowMetrics.record(fs);
+        },
+      });
+    }
   } catch (e) {
     sink.end();
+    pipeline?.close();
     pods?.stop();
     await spans?.shutdown();
     await metrics?.shutdown();
@@ -184,6 +206,9 @@ export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<nu
     kernelPorts?.length ? `sockets on ports ${String(config.ebpf.ports)}` : "",
     kernelPids ? "pid allowlist in the kernel" : "",
     config.tls.enabled ? `TLS plaintext from ${tracer.tlsTargets().length} binaries` : "TLS plaintext off",
+    packets
+      ? `packets on ${packets.capture.handles.map((h) => `${h.interface || "all interfaces"}@${h.netns || "host"}`).join(", ")} → flow logs`
+      : "",
   ].filter(Boolean);
   err.write(
     `kalman run: ${tracer.programIds().length} eBPF programs attached (${filters.join("; ")}); ` +
@@ -213,6 +238,7 @@ export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<nu
   try {
     while (!stopping && Date.now() < deadline) {
       pipeline.pump();
+      packets?.pump();
       const now = Date.now();
       if (statusEveryMs > 0 && now - lastStatus >= statusEveryMs) {
         const s = tracer.stats();
@@ -225,7 +251,8 @@ export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<nu
             `spans exported ${sp.exported}, logs exported ${lg.exported}; ` +
             `drops: kernel ${s.lostRingFull + s.lostStashFull}, spans ${sp.dropped}, logs ${lg.dropped}; ` +
             `filtered ${sel.eventsFiltered - lastFiltered} events (${sel.processesFiltered} processes left out, ${sel.processesSelected} traced); ` +
-            `connections ${pipeline.aggregator.stats().connections}\n`,
+            `connections ${pipeline.aggregator.stats().connections}` +
+            `${packets ? `; packets ${packets.packets} (kernel drops ${packets.capture.stats().kernelDrops}), flows ${packets.aggregator.flows.stats().flows}` : ""}\n`,
         );
         lastEvents = pipeline.events;
         lastFiltered = sel.eventsFiltered;
@@ -239,6 +266,7 @@ export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<nu
     process.off("SIGTERM", stop);
     const s = tracer.stats();
     pipeline.close();
+    packets?.close();
     const a = pipeline.aggregator.stats();
     pods?.stop();
     await spans.shutdown();

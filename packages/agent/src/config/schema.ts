@@ -457,18 +457,6 @@ export const configSchema = z.strictObject({
           env: ["KALMAN_PACKETS_FLOW_LOG_INTERVAL"],
           parse: "number",
         }),
-        retainPacketsPerFlow: meta(
-          z
-            .number({ error: "expected an integer ≥ 0" })
-            .int({ error: "expected an integer ≥ 0" })
-            .min(0, { error: "expected an integer ≥ 0" })
-            .default(64),
-          {
-            description: "Packets kept per flow for `kalman pcap` (the first ones); 0 keeps none.",
-            env: ["KALMAN_PACKETS_RETAIN_PER_FLOW"],
-            parse: "number",
-          },
-        ),
       })
       .prefault({}),
     { description: "Live packet capture: L4 flows and flow logs." },
