@@ -344,6 +344,42 @@ describe("L7 from packets", () => {
   });
 });
 
+describe("TCP reassembly for L7", () => {
+  it("holds segments that arrive after a hole and feeds them in order once it fills", () => {
+    const c = new Conversation().handshake();
+    const s0 = c.seq("c");
+    const parts = ["GET /orders/7", " HTTP/1.1\r\nHost: s", "hop\r\n\r\n"];
+    const at = [0, parts[0]?.length ?? 0, (parts[0]?.length ?? 0) + (parts[1]?.length ?? 0)];
+    c.send("c", 1, "PA", parts[0], { seq: s0 });
+    c.send("c", 0.1, "PA", parts[2], { seq: s0 + (at[2] as number) }); // arrives before the middle one
+    c.send("c", 0.1, "PA", parts[1], { seq: s0 + (at[1] as number) });
+    c.send("s", 1, "PA", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", {});
+    const agg = new PacketAggregator();
+    agg.ingest(frames(c.out));
+    agg.tick(c.t);
+    expect(agg.takeRequestRecords()).toMatchObject([
+      { requestType: "GET", resource: "/orders/7", domain: "shop", code: 200 },
+    ]);
+    expect(agg.stats()).toMatchObject({ l7HeldSegments: 1, l7Reordered: 1, l7HolesGivenUp: 0 });
+    expect(agg.l7?.stats().gapBytes).toBe(0);
+  });
+
+  it("gives up on a hole that never fills: the parsers see missing bytes, nothing is held past the bound", () => {
+    const c = new Conversation().handshake();
+    const s0 = c.seq("c");
+    c.send("c", 1, "PA", "GET /a HTTP/1.1\r\n\r\n", { seq: s0 });
+    for (let i = 0; i < 40; i++) c.send("c", 0.1, "PA", "x".repeat(100), { seq: s0 + 1000 + i * 100 });
+    const agg = new PacketAggregator();
+    agg.ingest(frames(c.out));
+    const s = agg.stats();
+    expect(s.l7HeldSegments).toBe(33); // the 33rd exceeds the bound: the hole is given up, later segments are in order
+    expect(s.l7HolesGivenUp).toBe(1);
+    expect(s.l7Reordered).toBe(32); // the rest of the held run, in order after the hole
+    agg.flush();
+    expect(agg.l7?.stats().gapBytes).toBeGreaterThan(0);
+  });
+});
+
 describe("TCP header timeline", () => {
   it("lists a connection's headers with relative seq/ack, flags, windows and options", () => {
     const c = new Conversation(undefined, undefined, { client: 2_000_000_000, server: 4_294_967_000 });

@@ -70,6 +70,16 @@ export const DEFAULT_MAX_FLOWS = 262_144;
 /** tshark's out-of-order window when the handshake RTT is unknown. */
 const DEFAULT_OOO_NS = 3 * NS_PER_MS;
 
+/** A TCP segment that arrived after a hole, held for in-order delivery to the L7 parsers. */
+export interface HeldSegment {
+  seq: number;
+  /** Captured payload bytes (a copy). */
+  data: Uint8Array;
+  /** Payload length on the wire. */
+  bytes: number;
+  ns: number;
+}
+
 /** One bidirectional flow at one observation point. Side A sent the first packet seen. */
 export class Flow {
   // table links
@@ -121,6 +131,9 @@ export class Flow {
   /** Next TCP seq handed to the L7 parsers, per direction (-1: none yet). */
   streamNext0 = -1;
   streamNext1 = -1;
+  /** Out-of-order segments waiting for a hole to fill, per direction (packet L7 reassembly). */
+  held0: HeldSegment[] | undefined = undefined;
+  held1: HeldSegment[] | undefined = undefined;
   // names, resolved once
   interfaceName = "";
   netns = "";
