@@ -4,9 +4,11 @@
 server PORT sink|stall   accept connections; sink reads and discards until EOF then answers "ok",
                          stall accepts and never reads (its receive window fills up to zero)
 client HOST PORT BYTES [TIMEOUT]
-                         sends BYTES bytes, half-closes, reads the answer; prints "sent N"
+                         sends BYTES bytes, half-closes, reads the answer; prints "sent N";
+                         on TIMEOUT (a stalled server) aborts the connection with RST
 """
 import socket
+import struct
 import sys
 import threading
 
@@ -45,7 +47,8 @@ def client(host, port, total, timeout):
             c.shutdown(socket.SHUT_WR)
             c.recv(16)
         except socket.timeout:
-            pass
+            # a stalled peer: abort with RST so nothing (zero-window probes) outlives the client
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     print(f"sent {sent}", flush=True)
 
 

@@ -267,6 +267,7 @@ describePrivileged(
         expect(theirs).toBeGreaterThan(0);
         expect(zeroWindows).toBe(theirs);
         expect(stalled.reduce((s, f) => s + f.zeroWindowTx, 0)).toBe(0);
+        expect(stalled.at(-1)).toMatchObject({ closed: true, closeType: "client_rst", rstClient: 1 });
       });
     }, 60_000);
 
