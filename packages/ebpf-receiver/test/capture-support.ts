@@ -2,7 +2,7 @@
 // Python echo server and client run inside them, tcpdump/tshark as the reference.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startUntil, stop } from "@kalman/examples";
@@ -163,7 +163,22 @@ export async function makeVethPair(tag: string): Promise<VethPair> {
       const file = join(dir, `${ifname}-${children.length}.pcap`);
       const child = spawn(
         "ip",
-        ["netns", "exec", ns, "tcpdump", "-i", ifname, "-n", "--immediate-mode", "-U", "-w", file, filter],
+        [
+          "netns",
+          "exec",
+          ns,
+          "tcpdump",
+          "-i",
+          ifname,
+          "-n",
+          "--immediate-mode",
+          "-U",
+          "-B",
+          "8192",
+          "-w",
+          file,
+          filter,
+        ],
         {
           stdio: ["ignore", "ignore", "pipe"],
         },
@@ -183,11 +198,22 @@ export async function makeVethPair(tag: string): Promise<VethPair> {
       });
       return {
         async stop() {
+          // tcpdump lags on a busy machine and drops what it has not written on SIGINT: wait until its file stops growing
+          let last = -1;
+          for (let stable = 0, i = 0; stable < 3 && i < 100; i++) {
+            await new Promise((r) => setTimeout(r, 200));
+            const size = existsSync(file) ? statSync(file).size : 0;
+            stable = size === last ? stable + 1 : 0;
+            last = size;
+          }
           if (child.exitCode === null && child.signalCode === null) {
             const exited = once(child, "exit");
             child.kill("SIGINT");
             await exited;
           }
+          const dropped = /^(\d+) packets dropped by kernel/m.exec(err);
+          if (dropped && dropped[1] !== "0")
+            throw new Error(`tcpdump lost packets, the comparison would be wrong: ${err}`);
           return file;
         },
       };
