@@ -3,6 +3,7 @@ import { L7Aggregator, type L7AggregatorOptions, type RequestRecord } from "@kal
 import {
   type Enricher,
   MonotonicClock,
+  NetworkPathJoiner,
   recordToSpan,
   ServiceResolver,
   type Span,
@@ -30,6 +31,11 @@ export interface PipelineOptions {
   selection?: ProcessSelector;
   /** Requests to these servers are dropped (and counted): the agent's own exports, seen at the backend. */
   excludeServers?: ServerEndpoint[];
+  /**
+   * Network spans: request records from the packet path (addNetworkRecords) are chained into traces
+   * between client and server spans; socket spans are held this long for them (ms). Off when unset.
+   */
+  networkSpansHoldMs?: number;
 }
 
 /**
@@ -50,8 +56,14 @@ export class Pipeline {
   /** Records dropped because they are requests to the agent's own export backend. */
   ownExportRecords = 0;
   private readonly excluded: Set<string>;
+  /** Joins the packet path's hops into traces (when network spans are on). */
+  readonly network: NetworkPathJoiner | undefined;
 
   constructor(private readonly opts: PipelineOptions) {
+    this.network =
+      opts.networkSpansHoldMs === undefined
+        ? undefined
+        : new NetworkPathJoiner(this.clock, { holdMs: opts.networkSpansHoldMs });
     this.services = new ServiceResolver({ enrichers: opts.enrichers });
     this.directory = new ServiceDirectory(this.services);
     const selection = opts.selection && !opts.selection.selectsAll ? opts.selection : undefined;
@@ -82,18 +94,36 @@ export class Pipeline {
     if (this.excluded.size && records.length) records = this.withoutOwnExports(records);
     if (!records.length) {
       this.recordWithServices(records);
+      this.releaseNetwork(now, false);
       return;
     }
     this.opts.onRecords?.(records);
     this.recordWithServices(records);
     if (this.opts.onSpans) {
       const spans: Span[] = [];
+      const from: RequestRecord[] = [];
       for (const r of records) {
         const s = recordToSpan(r, this.clock, this.services);
-        if (s) spans.push(s);
+        if (s) {
+          spans.push(s);
+          from.push(r);
+        }
       }
-      if (spans.length) this.opts.onSpans(spans);
+      if (this.network) this.network.addSpans(spans, from, now);
+      else if (spans.length) this.opts.onSpans(spans);
     }
+    this.releaseNetwork(now, false);
+  }
+
+  /** Request records observed at network interfaces (the packet path), for network spans. */
+  addNetworkRecords(records: RequestRecord[]): void {
+    this.network?.addNetwork(records, Date.now());
+  }
+
+  private releaseNetwork(now: number, all: boolean): void {
+    if (!this.network || !this.opts.onSpans) return;
+    const spans = this.network.release(now, all);
+    if (spans.length) this.opts.onSpans(spans);
   }
 
   private withoutOwnExports(records: RequestRecord[]): RequestRecord[] {
@@ -116,6 +146,7 @@ export class Pipeline {
 
   close(): void {
     this.pump();
+    this.releaseNetwork(Date.now(), true);
     if (this.held.length) this.opts.onRecordsWithServices?.(this.held, this.directory.serviceOf);
     this.held = [];
     this.tracer.close();

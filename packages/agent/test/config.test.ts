@@ -240,6 +240,7 @@ describe("precedence: defaults < file < env < flags", () => {
       netns: [],
       filter: "",
       snapLen: 256,
+      l7: true,
       flowLogIntervalSeconds: 60,
     });
 

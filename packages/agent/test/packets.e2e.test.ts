@@ -234,6 +234,32 @@ describePrivileged(
         expect(Number(attr("kalman.flow.packets_tx")?.intValue)).toBeGreaterThan(3);
         expect(Number(attr("kalman.tcp.rtt_ns")?.intValue)).toBeGreaterThan(0);
       }
+
+      // network spans: curl's CLIENT span → the request as seen on eth0 (INTERNAL) → the server's SERVER span
+      type OtlpSpan = {
+        traceId: string;
+        spanId: string;
+        parentSpanId?: string;
+        kind: number;
+        name: string;
+        attributes: Array<{ key: string; value: Record<string, unknown> }>;
+      };
+      const spans = readdirSync(data)
+        .filter((f) => f.startsWith("traces"))
+        .flatMap((f) => readFileSync(join(data, f), "utf8").trim().split("\n"))
+        .flatMap((line) => JSON.parse(line).resourceSpans)
+        .flatMap((rs: { scopeSpans: { spans: OtlpSpan[] }[] }) => rs.scopeSpans.flatMap((ss) => ss.spans));
+      const attrOf = (s: OtlpSpan, k: string) => s.attributes.find((a) => a.key === k)?.value;
+      const hops = spans.filter((s) => s.kind === 1 && attrOf(s, "network.interface.name")?.stringValue === "eth0");
+      expect(hops).toHaveLength(2);
+      for (const hop of hops) {
+        const client = spans.find((s) => s.spanId === hop.parentSpanId);
+        const server = spans.find((s) => s.parentSpanId === hop.spanId);
+        expect(client).toMatchObject({ kind: 3, traceId: hop.traceId, name: hop.name });
+        expect(server).toMatchObject({ kind: 2, traceId: hop.traceId });
+        expect(attrOf(hop, "kalman.observation_point")?.stringValue).toBe("network");
+        expect(attrOf(hop, "http.request.method")?.stringValue).toBe("GET");
+      }
     }, 60_000);
   },
 );

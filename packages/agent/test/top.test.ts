@@ -26,7 +26,8 @@ describe.runIf(privileged)("kalman top", () => {
     child.stdout.on("data", (d: Buffer) => {
       out += d.toString();
     });
-    await new Promise((r) => setTimeout(r, 700));
+    // attached once the first frame is out (startup takes longer on a loaded machine)
+    for (let i = 0; i < 200 && !out.includes("kalman top — "); i++) await new Promise((r) => setTimeout(r, 50));
     const base = `http://127.0.0.1:${nginx.port}`;
     for (let i = 0; i < 10; i++) {
       execFileSync("curl", [

@@ -122,7 +122,7 @@ export class SpanConverter {
     const endTime: HrTime = [span.end[0], span.end[1]];
     return {
       name: span.name,
-      kind: span.kind === "server" ? SpanKind.SERVER : SpanKind.CLIENT,
+      kind: span.kind === "server" ? SpanKind.SERVER : span.kind === "client" ? SpanKind.CLIENT : SpanKind.INTERNAL,
       spanContext: () => ctx,
       parentSpanContext,
       startTime,

@@ -3,6 +3,12 @@ export { type CorrelatorOptions, type CorrelatorStats, SpanCorrelator } from "./
 export { newSpanId, newTraceId } from "./ids.js";
 export { type LinkIndex, type LinkTarget, LocalLinkIndex, wireKey } from "./link-index.js";
 export {
+  NETWORK_OBSERVER,
+  NetworkPathJoiner,
+  type NetworkPathOptions,
+  type NetworkPathStats,
+} from "./network-path.js";
+export {
   containerFromCgroup,
   type Enricher,
   type Enrichment,

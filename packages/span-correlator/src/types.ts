@@ -3,7 +3,8 @@ import type { AttributeValue, LinkKind } from "@kalman/flow-aggregator";
 /** [seconds, nanoseconds] since the Unix epoch (OpenTelemetry's HrTime). */
 export type HrTime = [number, number];
 
-export type SpanKind = "server" | "client";
+/** "internal": a network span (a request seen at an interface between client and server). */
+export type SpanKind = "server" | "client" | "internal";
 
 /** OTel span status: error per semconv (server spans: 5xx-like; client spans: 4xx and 5xx). */
 export interface SpanStatus {

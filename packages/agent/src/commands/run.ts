@@ -163,6 +163,8 @@ export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<nu
       onSpans: (ss) => spanSink.add(ss),
       onRecordsWithServices: (rs, serviceOf) => metricsPipeline.record(rs, serviceOf),
       enrichers: podWatcher ? [podWatcher.enricher()] : undefined,
+      // socket spans wait briefly for the packet path's hops of the same request
+      networkSpansHoldMs: config.packets.enabled && config.packets.l7 ? 300 : undefined,
     });
     services = pipeline.services;
     if (config.packets.enabled) {
@@ -180,6 +182,16 @@ export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<nu
         onFlows: (fs) => {
           logSink.addFlows(fs);
           flowMetrics.record(fs);
+        },
+        onRequests: config.packets.l7
+          ? (rs) => {
+              (pipeline as Pipeline).addNetworkRecords(rs);
+              logSink.add(rs);
+            }
+          : undefined,
+        l7: {
+          protocols: config.protocols.length ? (config.protocols as L7ProtocolName[]) : undefined,
+          redact: config.redact,
         },
       });
     }
@@ -207,7 +219,7 @@ export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<nu
     kernelPids ? "pid allowlist in the kernel" : "",
     config.tls.enabled ? `TLS plaintext from ${tracer.tlsTargets().length} binaries` : "TLS plaintext off",
     packets
-      ? `packets on ${packets.capture.handles.map((h) => `${h.interface || "all interfaces"}@${h.netns || "host"}`).join(", ")} → flow logs`
+      ? `packets on ${packets.capture.handles.map((h) => `${h.interface || "all interfaces"}@${h.netns || "host"}`).join(", ")} → flow logs${config.packets.l7 ? ", network spans" : ""}`
       : "",
   ].filter(Boolean);
   err.write(
@@ -265,8 +277,8 @@ export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<nu
     process.off("SIGINT", stop);
     process.off("SIGTERM", stop);
     const s = tracer.stats();
+    packets?.close(); // its last hops reach the pipeline before it releases the held spans
     pipeline.close();
-    packets?.close();
     const a = pipeline.aggregator.stats();
     pods?.stop();
     await spans.shutdown();

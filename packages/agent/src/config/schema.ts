@@ -452,6 +452,12 @@ export const configSchema = z.strictObject({
             .default(256),
           { description: "Bytes kept per packet.", env: ["KALMAN_PACKETS_SNAP_LEN"], parse: "number" },
         ),
+        l7: meta(z.boolean({ error: "expected true or false" }).default(true), {
+          description:
+            "Parse requests from the captured packets too: each interface a request crosses becomes a network span between its client and server spans.",
+          env: ["KALMAN_PACKETS_L7"],
+          parse: "boolean",
+        }),
         flowLogIntervalSeconds: meta(positiveInt("a positive integer number of seconds").default(60), {
           description: "Seconds between flow log records of a long-lived flow.",
           env: ["KALMAN_PACKETS_FLOW_LOG_INTERVAL"],

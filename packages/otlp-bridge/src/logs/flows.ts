@@ -1,11 +1,10 @@
 import type { FlowRecord } from "@kalman/flow-aggregator";
-import type { ServiceIdentity } from "@kalman/span-correlator";
+import { NETWORK_OBSERVER } from "@kalman/span-correlator";
 import { type LogAttributes, SeverityNumber } from "@opentelemetry/api-logs";
 import type { ReadableLogRecord } from "@opentelemetry/sdk-logs";
 import { KALMAN_SCOPE, type SpanConverter } from "../spans.js";
 
-/** Flow logs are the network's view, not a service's: one resource for the observing agent. */
-export const NETWORK_OBSERVER: ServiceIdentity = { serviceName: "kalman-network", attributes: {} };
+export { NETWORK_OBSERVER };
 
 const FAILURES = new Set(["connection_refused", "server_syn_miss", "client_ack_miss", "server_rst", "client_rst"]);
 
