@@ -17,6 +17,8 @@ export interface DemoTopology {
   hosts: Record<HostName, { ns: string; ip: string }>;
   /** Ports to trace to see every hop. */
   ports: number[];
+  /** The namespace holding the bridge every host hangs off (ports v-<host>): where packets are captured. */
+  switchNs: string;
   pids: Record<string, number>;
   /** Runs `count` sequential GET /checkout requests from the client namespace; returns their status codes. */
   drive(count: number, concurrency?: number): Promise<number[]>;
@@ -235,6 +237,7 @@ http { access_log off; client_body_temp_path ${dir}/nb; proxy_temp_path ${dir}/n
       (Object.keys(HOSTS) as HostName[]).map((h) => [h, { ns: nsOf(h), ip: ipOf(h) }]),
     ) as DemoTopology["hosts"],
     ports: [80, 3000, 5000, 6379, 5432, 53],
+    switchNs: SWITCH,
     pids,
     async drive(count: number, concurrency = 1) {
       const out = execFileSync(

@@ -120,6 +120,11 @@ export class Pipeline {
     this.network?.addNetwork(records, Date.now());
   }
 
+  /** Hands on every span still waiting for network hops (end of a run, or a demo's report). */
+  releaseHeldSpans(): void {
+    this.releaseNetwork(Date.now(), true);
+  }
+
   private releaseNetwork(now: number, all: boolean): void {
     if (!this.network || !this.opts.onSpans) return;
     const spans = this.network.release(now, all);

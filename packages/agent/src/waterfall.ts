@@ -36,7 +36,9 @@ export function renderWaterfall(trace: Span[], width = 40): string {
       const from = Math.floor(((ns(s.start) - t0) / span) * width);
       const len = Math.max(1, Math.round((s.durationNs / span) * width));
       const bar = `${" ".repeat(from)}${"█".repeat(Math.min(len, width - from))}`.padEnd(width);
-      const label = `${"  ".repeat(depth)}${s.kind === "server" ? "▶" : s.kind === "client" ? "◀" : "·"} ${s.service.serviceName}: ${s.name}`;
+      const who =
+        s.kind === "internal" ? `net ${String(s.attributes["network.interface.name"] ?? "")}` : s.service.serviceName;
+      const label = `${"  ".repeat(depth)}${s.kind === "server" ? "▶" : s.kind === "client" ? "◀" : "·"} ${who}: ${s.name}`;
       const status = s.status.code === "error" ? ` ERROR ${s.status.message ?? ""}` : "";
       const how = s.linkedBy ? ` (${s.linkedBy})` : "";
       out += `${label.slice(0, 54).padEnd(54)} |${bar}| ${(s.durationNs / 1e6).toFixed(2).padStart(7)} ms${how}${status}\n`;

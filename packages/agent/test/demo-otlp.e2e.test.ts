@@ -52,7 +52,20 @@ describe.runIf(privileged)("kalman demo → OTLP gRPC", () => {
     expect(traces).toHaveLength(2); // one per request
     for (const trace of traces) {
       const byId = new Map(trace.map((s) => [s.spanId, s]));
-      const parentOf = (s: ReceivedSpan) => (s.parentSpanId ? byId.get(s.parentSpanId) : undefined);
+      const rawParent = (s: ReceivedSpan) => (s.parentSpanId ? byId.get(s.parentSpanId) : undefined);
+      /** The nearest process span above: network hops (INTERNAL spans) sit between a client and its server. */
+      const parentOf = (s: ReceivedSpan) => {
+        let p = rawParent(s);
+        while (p?.kind === "internal") p = rawParent(p);
+        return p;
+      };
+      /** The interfaces a span's request crossed on its way from its caller, in order. */
+      const hopsAbove = (s: ReceivedSpan) => {
+        const names: string[] = [];
+        for (let p = rawParent(s); p?.kind === "internal"; p = rawParent(p))
+          names.unshift(String(p.attributes["network.interface.name"]));
+        return names;
+      };
       const one = (service: string, kind: string, name: RegExp) => {
         const found = trace.filter((s) => s.serviceName === service && s.kind === kind && name.test(s.name));
         expect(found, `${service} ${kind} ${name}`).toHaveLength(1);
@@ -78,9 +91,15 @@ describe.runIf(privileged)("kalman demo → OTLP gRPC", () => {
       expect(parentOf(apiServer)).toBe(feClient);
       expect(parentOf(apiSelect)).toBe(apiServer);
       expect(parentOf(pgSelect)).toBe(apiSelect);
+      // network spans: each request crossed the bridge, in at its client's port and out at its server's
+      expect(hopsAbove(feServer)).toEqual(["v-gateway", "v-frontend"]);
+      expect(hopsAbove(apiServer)).toEqual(["v-frontend", "v-api"]);
+      expect(hopsAbove(pgSelect)).toEqual(["v-api", "v-data"]);
+      expect(hopsAbove(gwServer)).toEqual(["v-client", "v-gateway"]); // curl's CLIENT span is above them
       for (const s of apiRedis) {
         expect(parentOf(s)).toBe(apiServer);
-        const server = trace.find((x) => x.serviceName === "redis-server" && x.parentSpanId === s.spanId);
+        const server = trace.find((x) => x.serviceName === "redis-server" && parentOf(x) === s);
+        expect(server && hopsAbove(server)).toEqual(["v-api", "v-data"]);
         expect(server?.name, "redis-server span under the api's redis call").toBe(s.name);
       }
       expect(gwServer.attributes).toMatchObject({

@@ -5,6 +5,7 @@ import { startDemoTopology } from "@kalman/examples";
 import type { RequestRecord } from "@kalman/flow-aggregator";
 import { createSpanSink } from "@kalman/otlp-bridge";
 import type { Span } from "@kalman/span-correlator";
+import { PacketPipeline } from "../packet-pipeline.js";
 import { Pipeline } from "../pipeline.js";
 import { largestTrace, renderWaterfall } from "../waterfall.js";
 
@@ -29,6 +30,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
   );
   const topology = await startDemoTopology();
   let pipeline: Pipeline | undefined;
+  let packets: PacketPipeline | undefined;
   const records: RequestRecord[] = [];
   const spans: Span[] = [];
   const recordsFile = `${dataDir}/requests.jsonl`;
@@ -47,6 +49,16 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
           spans.push(...ss);
           spanSink.add(ss);
         },
+        networkSpansHoldMs: 300,
+      });
+      const p = pipeline;
+      // the network's view: every bridge port a request crosses becomes a span between its client and server
+      packets = new PacketPipeline({
+        targets: [{ netns: `/var/run/netns/${topology.switchNs}` }],
+        filter: topology.ports.map((port) => `port ${port}`).join(" or "),
+        snapLen: 4096,
+        onFlows: () => {},
+        onRequests: (rs) => p.addNetworkRecords(rs),
       });
     } catch (e) {
       if (e instanceof ReceiverError) {
@@ -59,11 +71,17 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
     out.write(
       `tracing ports ${topology.ports.join(", ")} with ${p.tracer.programIds().length} eBPF programs; sending ${requests} requests\n\n`,
     );
-    const timer = setInterval(() => p.pump(), 5);
+    const net = packets as PacketPipeline;
+    const timer = setInterval(() => {
+      net.pump();
+      p.pump();
+    }, 5);
     const statuses = await topology.drive(requests);
     await new Promise((r) => setTimeout(r, 500));
     clearInterval(timer);
+    net.pump();
     p.pump();
+    p.releaseHeldSpans();
 
     const trace = largestTrace(spans);
     out.write(renderWaterfall(trace));
@@ -85,6 +103,11 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
         `${c.linkedRequestId} by X-Request-ID; ${c.ambiguous} left unlinked as ambiguous\n`,
     );
     out.write(`kernel: ${t.kernelEvents} events, ${t.lostRingFull + t.lostStashFull} lost\n`);
+    const n = p.network?.stats();
+    const cs = net.capture.stats();
+    out.write(
+      `network: ${net.packets} packets on the bridge ports (kernel drops ${cs.kernelDrops}), ${n?.joined ?? 0} hops placed in traces\n`,
+    );
     await spanSink.flush();
     const ss = spanSink.stats();
     out.write(`\nrecords written to ${recordsFile}\n`);
@@ -96,6 +119,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
     );
     return statuses.every((s) => s === 200) ? 0 : 1;
   } finally {
+    packets?.close();
     pipeline?.close();
     await spanSink.shutdown();
     await new Promise((r) => sink.end(r));
