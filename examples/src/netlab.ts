@@ -1,5 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
+import { waitForStableFile } from "./processes.js";
 
 /**
  * Two network namespaces for packet tests, all created and removed by this code: "a" and "b"
@@ -26,6 +27,17 @@ export interface NetLab {
   run(ns: string, cmd: string[]): Promise<string>;
   /** Stops one started child (SIGINT lets tcpdump flush) and waits for its exit. */
   stop(child: ChildProcess, signal?: NodeJS.Signals): Promise<void>;
+  /**
+   * tcpdump inside a namespace into `file` (immediate mode, nanosecond stamps, 8 MiB buffer). stop() waits
+   * until the file stops growing, then stops it and fails when tcpdump itself dropped packets.
+   */
+  tcpdump(
+    ns: string,
+    iface: string,
+    file: string,
+    filter: string[],
+    snapLen?: number,
+  ): Promise<{ stop(): Promise<void> }>;
   /** Stops what it started, removes iptables rules it added, deletes the namespaces. */
   destroy(): Promise<void>;
 }
@@ -111,6 +123,34 @@ export async function createNetLab(options: NetLabOptions = {}): Promise<NetLab>
       child.kill(signal);
       await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    },
+    async tcpdump(where, iface, file, filter, snapLen = 256) {
+      const args = [
+        "tcpdump",
+        "--immediate-mode",
+        "-i",
+        iface,
+        "-n",
+        "-U",
+        "-B",
+        "8192",
+        "--time-stamp-precision",
+        "nano",
+      ];
+      const child = await lab.start(where, [...args, "-s", String(snapLen), "-w", file, ...filter], /listening on/);
+      let stderr = "";
+      child.stderr?.on("data", (d: Buffer) => {
+        stderr += d.toString();
+      });
+      return {
+        async stop() {
+          await waitForStableFile(file);
+          await lab.stop(child, "SIGINT");
+          const dropped = /^(\d+) packets dropped by kernel/m.exec(stderr);
+          if (dropped && dropped[1] !== "0")
+            throw new Error(`tcpdump lost packets; a comparison would be wrong: ${stderr}`);
+        },
+      };
     },
     async destroy() {
       for (const c of children.reverse()) await lab.stop(c);

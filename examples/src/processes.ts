@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { existsSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 /** Directory holding the workload scripts (examples/src). */
@@ -53,4 +54,18 @@ export async function stop(child: ChildProcess): Promise<void> {
   const exited = once(child, "exit");
   child.kill("SIGTERM");
   await exited;
+}
+
+/**
+ * Resolves once `file` has stopped growing for three checks in a row (at most ~20 s): tcpdump lags on a
+ * busy machine and loses, on SIGINT, what it has not written yet.
+ */
+export async function waitForStableFile(file: string, intervalMs = 200): Promise<void> {
+  let last = -1;
+  for (let stable = 0, i = 0; stable < 3 && i < 100; i++) {
+    await new Promise((r) => setTimeout(r, intervalMs));
+    const size = existsSync(file) ? statSync(file).size : 0;
+    stable = size === last ? stable + 1 : 0;
+    last = size;
+  }
 }

@@ -2,7 +2,7 @@
 // HTTP traffic, `kalman pcap` live in a namespace, and `kalman run` exporting flow logs.
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -36,16 +36,6 @@ function tsharkCount(file: string, filter?: string): number {
   return out.split("\n").filter(Boolean).length;
 }
 
-async function stableFile(file: string): Promise<void> {
-  let last = -1;
-  for (let stable = 0, i = 0; stable < 3 && i < 100; i++) {
-    await new Promise((r) => setTimeout(r, 200));
-    const size = statSync(file).size;
-    stable = size === last ? stable + 1 : 0;
-    last = size;
-  }
-}
-
 describePrivileged(
   "packet commands: replay, pcap, run with packets",
   () => [checkCapturePrivileges()],
@@ -59,16 +49,11 @@ describePrivileged(
         /Serving HTTP/,
       );
       capture = join(dir, "http.pcap");
-      const tcpdump = await lab.start(
-        lab.ns.b,
-        ["tcpdump", "--immediate-mode", "-i", "eth0", "-n", "-U", "-w", capture, "tcp", "port", String(HTTP_PORT)],
-        /listening on/,
-      );
+      const tcpdump = await lab.tcpdump(lab.ns.b, "eth0", capture, ["tcp", "port", String(HTTP_PORT)], 65535);
       for (const path of ["/", "/missing", "/"]) {
         await lab.run(lab.ns.a, ["curl", "-s", "-o", "/dev/null", `http://${lab.ip.b}:${HTTP_PORT}${path}`]);
       }
-      await stableFile(capture);
-      await lab.stop(tcpdump, "SIGINT");
+      await tcpdump.stop();
     }, 60_000);
 
     afterAll(async () => {

@@ -2,10 +2,10 @@
 // Python echo server and client run inside them, tcpdump/tshark as the reference.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startUntil, stop } from "@kalman/examples";
+import { startUntil, stop, waitForStableFile } from "@kalman/examples";
 import type { PacketCapture } from "../src/index.js";
 
 const ECHO_SERVER = `
@@ -198,14 +198,7 @@ export async function makeVethPair(tag: string): Promise<VethPair> {
       });
       return {
         async stop() {
-          // tcpdump lags on a busy machine and drops what it has not written on SIGINT: wait until its file stops growing
-          let last = -1;
-          for (let stable = 0, i = 0; stable < 3 && i < 100; i++) {
-            await new Promise((r) => setTimeout(r, 200));
-            const size = existsSync(file) ? statSync(file).size : 0;
-            stable = size === last ? stable + 1 : 0;
-            last = size;
-          }
+          await waitForStableFile(file);
           if (child.exitCode === null && child.signalCode === null) {
             const exited = once(child, "exit");
             child.kill("SIGINT");

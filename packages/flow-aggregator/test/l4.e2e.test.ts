@@ -2,7 +2,7 @@
 // VXLAN), real TCP traffic (with iptables-induced loss, refused connections, a stalled reader),
 // checked against tshark's analysis of a tcpdump capture of the same traffic on the same interface.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checkCapturePrivileges } from "@kalman/ebpf-receiver";
@@ -59,18 +59,6 @@ function tsharkConversations(
   return conv;
 }
 
-/** tcpdump lags on busy machines and drops what it has not written yet on SIGINT: wait until its file stops growing. */
-async function stopTcpdump(lab: NetLab, tcpdump: Parameters<NetLab["stop"]>[0], file: string): Promise<void> {
-  let last = -1;
-  for (let stable = 0, i = 0; stable < 3 && i < 100; i++) {
-    await new Promise((r) => setTimeout(r, 200));
-    const size = statSync(file).size;
-    stable = size === last ? stable + 1 : 0;
-    last = size;
-  }
-  await lab.stop(tcpdump, "SIGINT");
-}
-
 /** Sums a flow's interval records (a flow may report more than once). */
 function totals(flows: FlowRecord[], clientPort: number) {
   const mine = flows.filter((f) => f.clientPort === clientPort);
@@ -107,29 +95,7 @@ describePrivileged(
         for (const ns of [lab.ns.a, lab.ns.b])
           lab.exec(ns, ["ethtool", "-K", "eth0", "tso", "off", "gso", "off", "gro", "off"]);
         await lab.start(lab.ns.b, ["python3", PEER, "server", String(SINK_PORT), "sink"], /ready/);
-        const tcpdump = await lab.start(
-          lab.ns.b,
-          [
-            "tcpdump",
-            "--immediate-mode",
-            "-i",
-            "eth0",
-            "-n",
-            "-U",
-            "-B",
-            "8192",
-            "--time-stamp-precision",
-            "nano",
-            "-s",
-            "256",
-            "-w",
-            pcap,
-            "tcp",
-            "port",
-            String(SINK_PORT),
-          ],
-          /listening on/,
-        );
+        const tcpdump = await lab.tcpdump(lab.ns.b, "eth0", pcap, ["tcp", "port", String(SINK_PORT)]);
         // drop 3% of the client's segments after capture (INPUT runs after AF_PACKET taps)
         lab.exec(lab.ns.b, [
           "iptables",
@@ -161,7 +127,7 @@ describePrivileged(
           },
           { l7: false },
         );
-        await stopTcpdump(lab, tcpdump, pcap);
+        await tcpdump.stop();
         expect(seen.captureStats.kernelDrops).toBe(0);
 
         const conv = tsharkConversations(pcap, lab.ip.a);
@@ -218,25 +184,7 @@ describePrivileged(
       await withLab({}, async (lab) => {
         const stall = join(dir, "stall.pcap");
         await lab.start(lab.ns.b, ["python3", PEER, "server", String(STALL_PORT), "stall"], /ready/);
-        const tcpdump = await lab.start(
-          lab.ns.b,
-          [
-            "tcpdump",
-            "--immediate-mode",
-            "-i",
-            "eth0",
-            "-n",
-            "-U",
-            "-s",
-            "128",
-            "-w",
-            stall,
-            "tcp",
-            "port",
-            String(STALL_PORT),
-          ],
-          /listening on/,
-        );
+        const tcpdump = await lab.tcpdump(lab.ns.b, "eth0", stall, ["tcp", "port", String(STALL_PORT)], 128);
         const seen = await observePackets(
           { targets: [{ netns: `/var/run/netns/${lab.ns.b}`, interfaces: ["eth0"] }], filter: "tcp" },
           async () => {
@@ -249,7 +197,7 @@ describePrivileged(
           },
           { l7: false },
         );
-        await stopTcpdump(lab, tcpdump, stall);
+        await tcpdump.stop();
 
         const refused = seen.flows.filter((f) => f.serverPort === CLOSED_PORT);
         expect(refused).toHaveLength(1);

@@ -2,10 +2,11 @@
 // path, exported with the official exporters to OTLP receivers that decode the protobuf.
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { waitForStableFile } from "@kalman/examples";
 import { type FlowRecord, PacketAggregator, readCaptureFile } from "@kalman/flow-aggregator";
 import { MonotonicClock } from "@kalman/span-correlator";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -71,13 +72,7 @@ beforeAll(async () => {
     }
     const refused = connect(closedPort, "127.0.0.1");
     await once(refused, "error");
-    let last = -1;
-    for (let stable = 0; stable < 3; ) {
-      await new Promise((r) => setTimeout(r, 200));
-      const size = statSync(file).size;
-      stable = size === last ? stable + 1 : 0;
-      last = size;
-    }
+    await waitForStableFile(file);
   } finally {
     tcpdump.kill("SIGINT");
     await once(tcpdump, "exit");

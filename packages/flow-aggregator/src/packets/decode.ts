@@ -1,3 +1,5 @@
+import { formatAddress } from "@kalman/ebpf-receiver";
+
 // Frame bytes -> the L3/L4 fields the flow table needs, into one reused object. Never throws.
 
 /** pcap LINKTYPE values the decoder understands. */
@@ -369,29 +371,22 @@ function u32(b: Uint8Array, p: number): number {
   );
 }
 
-/** Text of an address held as words (family 4: w0 only). */
+const V4 = new Uint8Array(4);
+const V6 = new Uint8Array(16);
+const V6_VIEW = new DataView(V6.buffer);
+
+/** Text of an address held as words (family 4: w0 only); the receiver's formatter, shared. */
 export function formatIp(family: number, w0: number, w1: number, w2: number, w3: number): string {
-  if (family === 4) return `${w0 >>> 24}.${(w0 >>> 16) & 255}.${(w0 >>> 8) & 255}.${w0 & 255}`;
-  const words = [w0 >>> 16, w0 & 0xffff, w1 >>> 16, w1 & 0xffff, w2 >>> 16, w2 & 0xffff, w3 >>> 16, w3 & 0xffff];
-  if (w0 === 0 && w1 === 0 && w2 >>> 0 === 0xffff) {
-    return `::ffff:${w3 >>> 24}.${(w3 >>> 16) & 255}.${(w3 >>> 8) & 255}.${w3 & 255}`;
+  if (family === 4) {
+    V4[0] = w0 >>> 24;
+    V4[1] = (w0 >>> 16) & 255;
+    V4[2] = (w0 >>> 8) & 255;
+    V4[3] = w0 & 255;
+    return formatAddress(V4);
   }
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (words[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLen && j - i > 1) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (ws: number[]) => ws.map((w) => w.toString(16)).join(":");
-  if (bestStart < 0) return hex(words);
-  return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLen))}`;
+  V6_VIEW.setUint32(0, w0);
+  V6_VIEW.setUint32(4, w1);
+  V6_VIEW.setUint32(8, w2);
+  V6_VIEW.setUint32(12, w3);
+  return formatAddress(V6);
 }
