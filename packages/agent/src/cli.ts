@@ -83,6 +83,59 @@ options:
       return runTop({ ports, pids, intervalS, iterations, clear: values["no-clear"] === true ? false : undefined });
     },
   },
+  traces: {
+    summary: "live list of recent traces (root, services, spans, duration, errors), or one trace's waterfall",
+    help: `usage: kalman traces [options]
+
+A live view, refreshed every second, of the most recently completed traces, newest first: start
+time, trace id, duration, span count, error flag, the root span and the services it crossed. A trace
+is complete once no span of it has arrived for 0.5 s. Works over SSH.
+
+options:
+  --trace ID          show this trace's waterfall (a trace id or its first hex digits) once it
+                      completes, then exit (exit 1 if --iterations frames pass without it)
+  --last              show the waterfall of the most recent trace instead of the list
+  --ports LIST        only sockets with these local or remote ports
+  --pids LIST         only these processes
+  --interval SECONDS  seconds between frames (default 1)
+  --iterations N      print N frames and exit (default: until Ctrl-C)
+  --no-clear          print frames one after another instead of redrawing
+`,
+    options: {
+      trace: { type: "string" },
+      last: { type: "boolean" },
+      ports: { type: "string" },
+      pids: { type: "string" },
+      interval: { type: "string" },
+      iterations: { type: "string" },
+      "no-clear": { type: "boolean" },
+    },
+    main: async (values) => {
+      const ports = positiveInts("ports", values.ports);
+      const pids = positiveInts("pids", values.pids);
+      const intervalS = values.interval === undefined ? 1 : Number(values.interval);
+      if (!(intervalS >= 0.2 && intervalS <= 60))
+        throw new UsageError("--interval must be a number of seconds from 0.2 to 60");
+      const iterations = values.iterations === undefined ? undefined : Number(values.iterations);
+      if (iterations !== undefined && !(Number.isInteger(iterations) && iterations > 0))
+        throw new UsageError("--iterations must be a positive integer");
+      const traceId = typeof values.trace === "string" ? values.trace.trim().toLowerCase() : undefined;
+      if (traceId !== undefined && !/^[0-9a-f]{4,32}$/.test(traceId))
+        throw new UsageError("--trace must be a trace id: 4 to 32 hex digits (its start is enough)");
+      if (traceId !== undefined && values.last === true)
+        throw new UsageError("--trace and --last both pick the trace to show: give one");
+      const { runTraces } = await import("./commands/traces.js");
+      return runTraces({
+        ports,
+        pids,
+        intervalS,
+        iterations,
+        traceId,
+        last: values.last === true,
+        clear: values["no-clear"] === true ? false : undefined,
+      });
+    },
+  },
   replay: {
     summary: "run a pcap/pcapng file through the packet path offline: flows and requests",
     help: `usage: kalman replay FILE [options]
