@@ -1,7 +1,5 @@
 import type { Span } from "@kalman/span-correlator";
 
-const ns = (t: [number, number]) => t[0] * 1e9 + t[1];
-
 /** The trace with the most spans (ties: the earliest). */
 export function largestTrace(spans: Span[]): Span[] {
   const byTrace = new Map<string, Span[]>();
@@ -18,6 +16,9 @@ export function largestTrace(spans: Span[]): Span[] {
 /** A terminal waterfall of one trace: the tree by parent id, bars on a shared time axis. */
 export function renderWaterfall(trace: Span[], width = 40): string {
   if (!trace.length) return "(no trace)\n";
+  // nanoseconds from the earliest second: epoch nanoseconds do not fit a double exactly
+  const baseS = Math.min(...trace.map((s) => s.start[0]));
+  const ns = (t: [number, number]) => (t[0] - baseS) * 1e9 + t[1];
   const ids = new Set(trace.map((s) => s.spanId));
   const children = new Map<string | undefined, Span[]>();
   for (const s of trace) {

@@ -1,6 +1,7 @@
 import type { Span } from "@kalman/span-correlator";
 
-const ns = (t: [number, number]) => t[0] * 1e9 + t[1];
+/** Nanoseconds since baseS: exact (epoch nanoseconds do not fit a double's 53 bits). */
+const ns = (t: [number, number], baseS: number) => (t[0] - baseS) * 1e9 + t[1];
 
 /** One trace as `kalman traces` shows it: its spans (capped) and what the list prints. */
 export interface TraceEntry {
@@ -15,6 +16,9 @@ export interface TraceEntry {
   root?: Span;
   /** Service -> start of its first span (ns); at most 32 services. */
   serviceStarts: Map<string, number>;
+  /** Epoch second the times below count from (the first span's start). */
+  baseS: number;
+  /** Start of the earliest span and end of the latest, in ns since baseS. */
   startNs: number;
   endNs: number;
   error: boolean;
@@ -86,7 +90,8 @@ export class TracesModel {
       }
       this.counters.spans++;
       // a late span of a trace already shown joins it
-      const entry = this.open.get(s.traceId) ?? this.completedById.get(s.traceId) ?? this.opened(s.traceId, nowMs);
+      const entry =
+        this.open.get(s.traceId) ?? this.completedById.get(s.traceId) ?? this.opened(s.traceId, s.start[0], nowMs);
       this.addSpan(entry, s, nowMs);
     }
   }
@@ -126,7 +131,7 @@ export class TracesModel {
     return { ...this.counters, open: this.open.size };
   }
 
-  private opened(traceId: string, nowMs: number): TraceEntry {
+  private opened(traceId: string, baseS: number, nowMs: number): TraceEntry {
     if (this.open.size >= this.maxOpen) {
       const [id, oldest] = this.open.entries().next().value as [string, TraceEntry];
       this.open.delete(id);
@@ -139,6 +144,7 @@ export class TracesModel {
       spanCount: 0,
       services: [],
       serviceStarts: new Map(),
+      baseS,
       startNs: Number.POSITIVE_INFINITY,
       endNs: 0,
       error: false,
@@ -152,8 +158,8 @@ export class TracesModel {
   private addSpan(t: TraceEntry, s: Span, nowMs: number): void {
     t.spanCount++;
     t.lastSeenMs = nowMs;
-    const start = ns(s.start);
-    const end = ns(s.end);
+    const start = ns(s.start, t.baseS);
+    const end = ns(s.end, t.baseS);
     if (start < t.startNs) t.startNs = start;
     if (end > t.endNs) t.endNs = end;
     if (s.status.code === "error") t.error = true;
@@ -184,7 +190,7 @@ export function summarize(t: TraceEntry): TraceEntry {
   let root: Span | undefined;
   for (const s of t.spans) {
     if (s.parentSpanId !== undefined && ids.has(s.parentSpanId)) continue;
-    if (!root || ns(s.start) < ns(root.start)) root = s;
+    if (!root || ns(s.start, t.baseS) < ns(root.start, t.baseS)) root = s;
   }
   t.root = root;
   return t;

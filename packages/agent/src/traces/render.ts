@@ -12,8 +12,8 @@ export interface TracesFrameInfo {
 }
 
 /** "12:34:56.789" (UTC, as `kalman top` prints its clock). */
-function clock(epochNs: number): string {
-  return new Date(epochNs / 1e6).toISOString().slice(11, 23);
+function clock(baseS: number, sinceBaseNs: number): string {
+  return new Date(baseS * 1000 + sinceBaseNs / 1e6).toISOString().slice(11, 23);
 }
 
 function header(title: string, model: TracesModel, info: TracesFrameInfo): string {
@@ -34,7 +34,7 @@ export function traceRow(t: TraceEntry): {
 } {
   const root = t.root ? `${t.root.service.serviceName}: ${t.root.name}` : "?";
   return {
-    time: clock(t.startNs),
+    time: clock(t.baseS, t.startNs),
     traceId: t.traceId,
     durationMs: (t.endNs - t.startNs) / 1e6,
     spans: t.spanCount,
