@@ -253,7 +253,7 @@ output:
   },
   doctor: {
     summary: "check this host's kernel features and privileges, with fixes",
-    help: "usage: kalman doctor\n\nChecks kernel version, BTF, tracefs, privileges, the build, and that the tracer loads.\nExit code 0 when everything passes, 1 otherwise.\n",
+    help: "usage: kalman doctor\n\nChecks kernel version, BTF, tracefs, privileges, memlock and the build; then loads and attaches the\ntracer (tracepoints), attaches the TLS uprobes to real binaries (libssl, Node's OpenSSL) and opens an\nAF_PACKET capture, detaching each at once. Exit code 0 when everything passes, 1 otherwise.\n",
     main: async () => (await import("./commands/doctor.js")).runDoctor(),
   },
   version: {

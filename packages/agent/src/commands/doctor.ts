@@ -1,3 +1,4 @@
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { release } from "node:os";
 import {
@@ -46,26 +47,77 @@ function checkMemlock(): PreflightCheck {
   };
 }
 
-/** Loads and attaches the real tracer, then detaches it: proves tracepoints are usable. */
-function checkTracerLoads(): PreflightCheck {
+const UPROBE_FIX =
+  "uprobes need a kernel with CONFIG_UPROBES and CONFIG_UPROBE_EVENTS (the uprobe PMU in /sys/bus/event_source/devices/uprobe, " +
+  "or tracefs uprobe_events) and root; without them TLS plaintext is not captured: run `kalman run --no-tls` meanwhile";
+
+/**
+ * Loads and attaches the real tracer, then detaches it: proves tracepoints are usable. With it, the
+ * TLS uprobes (SSL_write/SSL_read entry and return) are attached to the system libssl and to a
+ * child Node process's own binary (it carries OpenSSL), then detached: proves uprobes are usable.
+ */
+function checkTracerLoads(): PreflightCheck[] {
+  // a process whose executable has SSL_write: a sleeping copy of this Node binary
+  let child: ChildProcess | undefined;
   try {
-    const tracer = SocketTracer.open({ closeOnSignals: false, ringBufferBytes: 1 << 16, ports: [1] });
+    child = spawn(process.execPath, ["-e", "setTimeout(() => {}, 30000)"], { stdio: "ignore" });
+  } catch {
+    child = undefined;
+  }
+  const pid = child?.pid;
+  try {
+    const tracer = SocketTracer.open({
+      closeOnSignals: false,
+      ringBufferBytes: 1 << 16,
+      ports: [1],
+      // only the child is scanned for TLS binaries (plus the system libssl, always)
+      tls: { pids: pid ? [pid] : [] },
+    });
     const n = tracer.programIds().length;
     const skipped = tracer.skippedPrograms;
+    const targets = tracer.tlsTargets();
+    const failures = Object.entries(tracer.stats().tlsAttachFailures);
     tracer.close();
-    return {
+    const tracepoints: PreflightCheck = {
       name: "socket tracer",
       ok: true,
       detail: `${n} programs loaded and attached${skipped.length ? `; hooks missing here: ${skipped.join(", ")}` : ""}`,
     };
+    let uprobes: PreflightCheck;
+    if (failures.length)
+      uprobes = {
+        name: "uprobes",
+        ok: false,
+        detail: `TLS probes could not be attached: ${failures.map(([why, count]) => `${why} (${count}×)`).join("; ")}`,
+        fix: UPROBE_FIX,
+      };
+    else if (targets.length)
+      uprobes = {
+        name: "uprobes",
+        ok: true,
+        detail: `SSL_write/SSL_read probes attached to ${targets.map((t) => t.path.replace(/^\/proc\/\d+\/root/, "")).join(", ")} and detached`,
+      };
+    else
+      uprobes = {
+        name: "uprobes",
+        ok: true,
+        detail:
+          "not verified: no binary with OpenSSL's SSL_write found to attach to (TLS capture has nothing to probe)",
+      };
+    return [tracepoints, uprobes];
   } catch (e) {
     const err = e as ReceiverError;
-    return {
-      name: "socket tracer",
-      ok: false,
-      detail: err.message.split("\n")[0] ?? String(e),
-      fix: err instanceof ReceiverError ? err.fix : "see the message above",
-    };
+    return [
+      {
+        name: "socket tracer",
+        ok: false,
+        detail: err.message.split("\n")[0] ?? String(e),
+        fix: err instanceof ReceiverError ? err.fix : "see the message above",
+      },
+      { name: "uprobes", ok: false, detail: "not tried: the tracer did not load" },
+    ];
+  } finally {
+    child?.kill("SIGKILL");
   }
 }
 
@@ -90,10 +142,11 @@ export function doctorChecks(): PreflightCheck[] {
   const base = [checkKernel(), checkPrivileges(), checkBtf(), checkTracefs(), checkMemlock(), checkBuilt()];
   const ready = base.every((c) => c.ok);
   return ready
-    ? [...base, checkTracerLoads(), checkPacketCapture()]
+    ? [...base, ...checkTracerLoads(), checkPacketCapture()]
     : [
         ...base,
         { name: "socket tracer", ok: false, detail: "not tried: fix the checks above first" },
+        { name: "uprobes", ok: false, detail: "not tried: fix the checks above first" },
         checkPacketCapture(),
       ];
 }
