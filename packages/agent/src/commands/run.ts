@@ -18,7 +18,7 @@ import { expandPorts, type KalmanConfig, parsePortSpec } from "../config/schema.
 import { startPodWatcher } from "../k8s/index.js";
 import { PacketPipeline } from "../packet-pipeline.js";
 import { Pipeline, type ServerEndpoint } from "../pipeline.js";
-import { ProcessSelector } from "../selection/selector.js";
+import { K8S_SELECTION_NEEDS_CLUSTER, ProcessSelector } from "../selection/selector.js";
 
 export interface RunIo {
   out?: NodeJS.WritableStream;
@@ -93,7 +93,7 @@ export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<nu
   const file = resolve(config.output.requests);
   const dataDir = config.output.dataDir;
   const print = config.output.print;
-  const selector = new ProcessSelector(config.selection);
+  let selector: ProcessSelector;
   const portRanges = config.ebpf.ports === undefined ? undefined : parsePortSpec(config.ebpf.ports);
   const kernelPorts = Array.isArray(portRanges) ? expandPorts(portRanges) : undefined;
   const env = exporterEnv(config);
@@ -125,6 +125,8 @@ export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<nu
       info: () => undefined,
     });
     const podWatcher = pods;
+    // selection rules on K8s namespace / pod labels look pods up through the watcher (an error without one)
+    selector = new ProcessSelector({ ...config.selection, pods: podWatcher });
     let services: Pipeline["services"] | undefined;
     spans = createSpanSink({ dir: dataDir, env, headers });
     // request records also go out as OTLP logs (trace-linked), or to <dataDir>/logs.jsonl, with the spans' tags
@@ -204,6 +206,10 @@ export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<nu
     await logs?.shutdown();
     if (e instanceof ReceiverError) {
       err.write(`kalman run: cannot start the eBPF tracer\n${e.message}\n`);
+      return 2;
+    }
+    if ((e as Error).message === K8S_SELECTION_NEEDS_CLUSTER) {
+      err.write(`kalman run: selection: ${K8S_SELECTION_NEEDS_CLUSTER}\n`);
       return 2;
     }
     err.write(`kalman run: ${(e as Error).message}\n`);

@@ -14,6 +14,9 @@ const SELECTION_HELP: Record<string, string> = {
   exe: "trace only processes whose executable path matches this glob (e.g. '*/nginx')",
   "open-ports": "trace only processes with one of these ports open (e.g. 80,8000-8100)",
   "container-id": "trace only processes of containers whose id matches this glob",
+  "k8s-namespace":
+    "trace only processes of pods in namespaces matching this glob (needs a cluster: in a pod, or KUBECONFIG)",
+  "k8s-pod-labels": "trace only processes of pods with these labels (k=v,k2=v2; values are globs; needs a cluster)",
 };
 
 function firstSentence(text: string): string {

@@ -36,6 +36,7 @@ const OTHER_KALMAN_VARS = new Set([
   "KALMAN_BPF_OBJECT",
   "KALMAN_NATIVE_LIB",
   "KALMAN_LOG_LEVEL",
+  "KALMAN_K8S",
 ]);
 
 /** Flags and variables that build one selection.include rule (a flag layer replaces the list). */
@@ -44,6 +45,8 @@ const SELECTION_SHORTHANDS = [
   { flag: "exe", env: "KALMAN_EXE_PATH", field: "exePath", parse: "string" },
   { flag: "open-ports", env: "KALMAN_OPEN_PORTS", field: "ports", parse: "string" },
   { flag: "container-id", env: "KALMAN_CONTAINER_ID", field: "containerId", parse: "string" },
+  { flag: "k8s-namespace", env: "KALMAN_K8S_NAMESPACE", field: "k8sNamespace", parse: "string" },
+  { flag: "k8s-pod-labels", env: "KALMAN_K8S_POD_LABELS", field: "k8sPodLabels", parse: "kv" },
 ] as const;
 
 export const SELECTION_FLAGS = SELECTION_SHORTHANDS.map((s) => s.flag);
@@ -275,7 +278,7 @@ function envLayer(entries: SchemaEntry[], env: NodeJS.ProcessEnv, warnings: stri
     known.add(s.env);
     const raw = env[s.env];
     if (raw === undefined || raw.trim() === "") continue;
-    rule[s.field] = s.parse === "numbers" ? pidsFromText(raw) : raw.trim();
+    rule[s.field] = fromText(raw, s.parse);
     ruleVars.push(s.env);
   }
   if (ruleVars.length) {
@@ -311,7 +314,7 @@ function flagLayer(entries: SchemaEntry[], flags: FlagValues): Layer {
   for (const s of SELECTION_SHORTHANDS) {
     const v = flags[s.flag];
     if (typeof v !== "string") continue;
-    rule[s.field] = s.parse === "numbers" ? pidsFromText(v) : v.trim();
+    rule[s.field] = fromText(v, s.parse);
     used.push(`--${s.flag}`);
   }
   if (used.length) {

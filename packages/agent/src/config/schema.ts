@@ -132,6 +132,31 @@ const selectionRule = z.strictObject({
       "Glob on the container id taken from the process's cgroup (64 hex digits; a prefix glob `abc123*` works).",
     type: "glob",
   }),
+  k8sNamespace: meta(z.string({ error: "expected a namespace name or a glob on it, e.g. shop or team-*" }).optional(), {
+    description:
+      "Glob on the Kubernetes namespace of the process's pod (found through its container id and the pod list of this node). " +
+      "Needs a cluster: Kalman in a pod (service account) or KUBECONFIG set; without one, a rule using it is a configuration error.",
+    type: "glob",
+    example: '"shop"',
+  }),
+  k8sPodLabels: meta(
+    z
+      .record(z.string(), z.string({ error: "expected a label value or a glob on it (a string)" }), {
+        error: "expected label: value pairs, e.g. { app: checkout }",
+      })
+      .superRefine((labels, ctx) => {
+        if (!Object.keys(labels).length)
+          ctx.addIssue({ code: "custom", message: "expected at least one label: value pair, e.g. { app: checkout }" });
+      })
+      .optional(),
+    {
+      description:
+        'Pod labels that must all be present on the process\'s pod, each value a glob (`{ app: checkout, tier: "web*" }`). ' +
+        "Needs a cluster, as `k8sNamespace` does.",
+      type: "map of globs",
+      example: "{ app: checkout }",
+    },
+  ),
 });
 export type SelectionRule = z.infer<typeof selectionRule>;
 
@@ -144,8 +169,9 @@ export const configSchema = z.strictObject({
         include: meta(ruleList.default([]), {
           description:
             "Trace the processes matching any of these rules; all fields given in one rule must match. Empty: every process. " +
-            "The flags and variables `--pids`/`KALMAN_PIDS`, `--exe`/`KALMAN_EXE_PATH`, `--open-ports`/`KALMAN_OPEN_PORTS` and " +
-            "`--container-id`/`KALMAN_CONTAINER_ID` replace the list with one rule made of the fields they give. " +
+            "The flags and variables `--pids`/`KALMAN_PIDS`, `--exe`/`KALMAN_EXE_PATH`, `--open-ports`/`KALMAN_OPEN_PORTS`, " +
+            "`--container-id`/`KALMAN_CONTAINER_ID`, `--k8s-namespace`/`KALMAN_K8S_NAMESPACE` and `--k8s-pod-labels`/`KALMAN_K8S_POD_LABELS` " +
+            "replace the list with one rule made of the fields they give. " +
             "Rules made only of `pids` are applied in the kernel; the others in the agent, per process, as its events arrive.",
           type: "list of rules",
           example: '[{ exePath: "*/nginx" }, { ports: "8000-8100" }]',

@@ -10,6 +10,21 @@ import {
   socketInodes,
 } from "./procfs.js";
 
+/** What selection needs of the K8s pod watcher: the pod of a container (64-hex id), if known. */
+export interface PodLookup {
+  podOfContainer(containerId: string): { namespace: string; labels: Record<string, string> } | undefined;
+}
+
+/** Said when a rule matches on K8s fields and there is no cluster to ask. */
+export const K8S_SELECTION_NEEDS_CLUSTER =
+  "matching on K8s namespace or pod labels needs a cluster, and none is configured (not running in a pod: " +
+  "KUBERNETES_SERVICE_HOST is unset; KUBECONFIG is unset; or KALMAN_K8S=off)";
+
+/** True when a rule matches on K8s namespace or pod labels. */
+export function ruleUsesK8s(rule: SelectionRule): boolean {
+  return rule.k8sNamespace !== undefined || rule.k8sPodLabels !== undefined;
+}
+
 export interface SelectionOptions {
   /** A process is traced when it matches any of these (all fields of a rule must match). Empty: every process. */
   include?: SelectionRule[];
@@ -24,6 +39,13 @@ export interface SelectionOptions {
   maxEntries?: number;
   /** A decision is made again after this long, for reused pids and ports opened later (default 5000 ms). */
   recheckMs?: number;
+  /** The K8s pod watcher; required when a rule uses k8sNamespace or k8sPodLabels. */
+  pods?: PodLookup;
+  /**
+   * A decision that needed a pod not known yet (a container not in the pod list so far: the list has
+   * not arrived, or the pod is new) is made again after this long (default 1000 ms).
+   */
+  podRetryMs?: number;
 }
 
 export interface SelectionStats {
@@ -59,6 +81,8 @@ interface CompiledRule {
   exe?: RegExp;
   container?: RegExp;
   ports?: Array<[number, number]>;
+  k8sNamespace?: RegExp;
+  k8sPodLabels?: Array<[string, RegExp]>;
 }
 
 function compile(rule: SelectionRule): CompiledRule {
@@ -71,12 +95,19 @@ function compile(rule: SelectionRule): CompiledRule {
     if (typeof parsed === "string") throw new Error(`selection rule ports: ${parsed}`);
     c.ports = parsed;
   }
+  if (rule.k8sNamespace !== undefined) c.k8sNamespace = globToRegExp(rule.k8sNamespace);
+  if (rule.k8sPodLabels !== undefined)
+    c.k8sPodLabels = Object.entries(rule.k8sPodLabels).map(([k, v]) => [k, globToRegExp(v)]);
   return c;
 }
 
 function isPidOnly(rule: SelectionRule): boolean {
   return (
-    rule.pids !== undefined && rule.exePath === undefined && rule.containerId === undefined && rule.ports === undefined
+    rule.pids !== undefined &&
+    rule.exePath === undefined &&
+    rule.containerId === undefined &&
+    rule.ports === undefined &&
+    !ruleUsesK8s(rule)
   );
 }
 
@@ -84,6 +115,8 @@ function isPidOnly(rule: SelectionRule): boolean {
 class Lazy {
   private facts?: ProcessFacts;
   private openPorts?: Set<number>;
+  /** Set when a rule needed the pod of a container the pod list does not know (yet). */
+  podUnknown = false;
   constructor(
     readonly pid: number,
     private readonly selector: ProcessSelector,
@@ -95,6 +128,14 @@ class Lazy {
   ports(): Set<number> {
     this.openPorts ??= this.selector.openPortsOf(this.pid);
     return this.openPorts;
+  }
+  /** The process's pod: undefined outside containers, or (podUnknown) for a container not listed yet. */
+  pod(pods: PodLookup): { namespace: string; labels: Record<string, string> } | undefined {
+    const id = this.get().containerId;
+    if (id === undefined) return undefined;
+    const pod = pods.podOfContainer(id);
+    if (!pod) this.podUnknown = true;
+    return pod;
   }
 }
 
@@ -112,6 +153,8 @@ export class ProcessSelector {
   private readonly selfPid: number;
   private readonly maxEntries: number;
   private readonly recheckMs: number;
+  private readonly pods: PodLookup | undefined;
+  private readonly podRetryMs: number;
   /** pid -> decision time (ms), negative when left out. */
   private readonly decided = new Map<number, number>();
   private readonly sockets = new Map<string, { at: number; list: OpenSocket[] }>();
@@ -133,6 +176,10 @@ export class ProcessSelector {
     this.procRoot = opts.procRoot ?? "/proc";
     this.maxEntries = opts.maxEntries ?? 16384;
     this.recheckMs = opts.recheckMs ?? 5000;
+    this.pods = opts.pods;
+    this.podRetryMs = Math.min(this.recheckMs, opts.podRetryMs ?? 1000);
+    const k8sRules = [...this.includeRules, ...(opts.exclude ?? [])].filter(ruleUsesK8s);
+    if (k8sRules.length && !this.pods) throw new Error(K8S_SELECTION_NEEDS_CLUSTER);
   }
 
   /** True when every process is traced: no rule and no default exclusion, so there is nothing to check. */
@@ -162,14 +209,16 @@ export class ProcessSelector {
       this.counters.eventsFiltered++;
       return false;
     }
-    const selected = this.decide(pid);
+    const { selected, podUnknown } = this.decideWith(pid);
     if (at !== undefined) {
       // recheck: undo the previous decision's count
       if (at > 0) this.counters.processesSelected--;
       else this.counters.processesFiltered--;
       this.decided.delete(pid);
     }
-    this.decided.set(pid, selected ? this.now || 1 : -(this.now || 1));
+    // a decision that waited on an unknown pod is made again after podRetryMs instead of recheckMs
+    const stamp = (this.now || 1) - (podUnknown ? this.recheckMs - this.podRetryMs : 0);
+    this.decided.set(pid, selected ? stamp : -stamp);
     if (selected) this.counters.processesSelected++;
     else this.counters.processesFiltered++;
     if (this.decided.size > this.maxEntries) {
@@ -183,15 +232,20 @@ export class ProcessSelector {
     return selected;
   };
 
-  /** Decides from /proc, now. */
+  /** Decides from /proc (and the pod list), now. */
   decide(pid: number): boolean {
+    return this.decideWith(pid).selected;
+  }
+
+  private decideWith(pid: number): { selected: boolean; podUnknown: boolean } {
     this.counters.decisions++;
-    if (pid === this.selfPid) return false;
+    if (pid === this.selfPid) return { selected: false, podUnknown: false };
     const lazy = new Lazy(pid, this);
-    if (this.include.length && !this.include.some((r) => this.matches(r, lazy))) return false;
-    if (this.exclude.some((r) => this.matches(r, lazy))) return false;
-    if (this.telemetry && isTelemetryAgent(lazy.get())) return false;
-    return true;
+    const selected =
+      (!this.include.length || this.include.some((r) => this.matches(r, lazy))) &&
+      !this.exclude.some((r) => this.matches(r, lazy)) &&
+      !(this.telemetry && isTelemetryAgent(lazy.get()));
+    return { selected, podUnknown: lazy.podUnknown };
   }
 
   stats(): SelectionStats {
@@ -208,6 +262,12 @@ export class ProcessSelector {
             r.exePath !== undefined ? `exe ${r.exePath}` : "",
             r.ports !== undefined ? `open ports ${String(r.ports)}` : "",
             r.containerId !== undefined ? `container ${r.containerId}` : "",
+            r.k8sNamespace !== undefined ? `K8s namespace ${r.k8sNamespace}` : "",
+            r.k8sPodLabels !== undefined
+              ? `pod labels ${Object.entries(r.k8sPodLabels)
+                  .map(([k, v]) => `${k}=${v}`)
+                  .join(",")}`
+              : "",
           ]
             .filter(Boolean)
             .join(" and "),
@@ -256,6 +316,17 @@ export class ProcessSelector {
         }
       }
       if (!any) return false;
+    }
+    if (rule.k8sNamespace || rule.k8sPodLabels) {
+      const pod = this.pods ? lazy.pod(this.pods) : undefined;
+      if (!pod) return false;
+      if (rule.k8sNamespace && !rule.k8sNamespace.test(pod.namespace)) return false;
+      if (rule.k8sPodLabels) {
+        for (const [key, value] of rule.k8sPodLabels) {
+          const v = pod.labels[key];
+          if (v === undefined || !value.test(v)) return false;
+        }
+      }
     }
     return true;
   }
