@@ -12,6 +12,9 @@ import {
 import type { ProcessSelector } from "./selection/selector.js";
 import { ServiceDirectory } from "./service-directory.js";
 
+/** How long records wait before metrics name their two ends (their peer's record may come later). */
+const METRICS_HOLD_MS = 500;
+
 /** A server address and port whose requests are not reported (the agent's own OTLP backend). */
 export interface ServerEndpoint {
   addrs: string[];
@@ -50,7 +53,8 @@ export class Pipeline {
   /** Names and tags observed processes (process, container, K8s): spans, logs and metrics share it. */
   readonly services: ServiceResolver;
   private readonly directory: ServiceDirectory;
-  private held: RequestRecord[] = [];
+  /** Records waiting for their peers to be learned (metrics), with the time they arrived. */
+  private held: Array<{ records: RequestRecord[]; atMs: number }> = [];
   private lastTick = Date.now();
   events = 0;
   /** Records dropped because they are requests to the agent's own export backend. */
@@ -93,12 +97,12 @@ export class Pipeline {
     let records = this.aggregator.takeRecords();
     if (this.excluded.size && records.length) records = this.withoutOwnExports(records);
     if (!records.length) {
-      this.recordWithServices(records);
+      this.recordWithServices(records, now);
       this.releaseNetwork(now, false);
       return;
     }
     this.opts.onRecords?.(records);
-    this.recordWithServices(records);
+    this.recordWithServices(records, now);
     if (this.opts.onSpans) {
       const spans: Span[] = [];
       const from: RequestRecord[] = [];
@@ -138,21 +142,28 @@ export class Pipeline {
   }
 
   /**
-   * Metrics need both ends of a request named, but the two sides of one request can complete in
-   * consecutive pumps (a server's answer is drained before the client reads it). Records are learned
-   * at once and handed on one pump later, when their peers have usually been learned too.
+   * Metrics need both ends of a request named, but the two sides of one request complete at different
+   * times (a server's answer is drained before the client reads it, later still on a loaded machine).
+   * Records are learned at once and handed on after METRICS_HOLD_MS, when their peers have been learned too.
    */
-  private recordWithServices(records: RequestRecord[]): void {
+  private recordWithServices(records: RequestRecord[], nowMs: number): void {
     if (!this.opts.onRecordsWithServices) return;
-    this.directory.learn(records);
-    if (this.held.length) this.opts.onRecordsWithServices(this.held, this.directory.serviceOf);
-    this.held = records;
+    if (records.length) {
+      this.directory.learn(records);
+      this.held.push({ records, atMs: nowMs });
+    }
+    while (this.held.length && nowMs - (this.held[0] as { atMs: number }).atMs >= METRICS_HOLD_MS) {
+      this.opts.onRecordsWithServices(
+        (this.held.shift() as { records: RequestRecord[] }).records,
+        this.directory.serviceOf,
+      );
+    }
   }
 
   close(): void {
     this.pump();
     this.releaseNetwork(Date.now(), true);
-    if (this.held.length) this.opts.onRecordsWithServices?.(this.held, this.directory.serviceOf);
+    for (const h of this.held) this.opts.onRecordsWithServices?.(h.records, this.directory.serviceOf);
     this.held = [];
     this.tracer.close();
   }
