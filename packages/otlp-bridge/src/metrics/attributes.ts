@@ -105,8 +105,25 @@ export function hostOf(authority: string): string {
     return close > 0 ? a.slice(1, close) : a;
   }
   const colon = a.lastIndexOf(":");
-  if (colon > 0 && a.indexOf(":") === colon && /^\d*$/.test(a.slice(colon + 1))) return a.slice(0, colon);
+  if (colon > 0 && a.indexOf(":") === colon && digitsFrom(a, colon + 1)) return a.slice(0, colon);
   return a;
+}
+
+/** Whether s[from..] is all ASCII digits (or empty). */
+function digitsFrom(s: string, from: number): boolean {
+  for (let i = from; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
+/** http.request.method: a known method in upper case, else "_OTHER" (the usual upper-case one is not copied). */
+function httpMethodOf(requestType: string | undefined): string {
+  if (requestType === undefined || requestType === "") return "_OTHER";
+  if (KNOWN_HTTP_METHODS.has(requestType)) return requestType;
+  const upper = requestType.toUpperCase();
+  return KNOWN_HTTP_METHODS.has(upper) ? upper : "_OTHER";
 }
 
 /** `addr:port`, with brackets for IPv6. */
@@ -318,8 +335,7 @@ export function writeRedAttributes(
   switch (metric) {
     case "httpServer":
     case "httpClient": {
-      const method = r.requestType?.toUpperCase();
-      w.str(K.httpMethod, method && KNOWN_HTTP_METHODS.has(method) ? method : "_OTHER");
+      w.str(K.httpMethod, httpMethodOf(r.requestType));
       const path = r.endpoint ?? r.resource;
       if (path !== undefined && path !== "") {
         const t = endpoints.template(service, path);

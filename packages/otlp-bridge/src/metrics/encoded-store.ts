@@ -30,9 +30,11 @@ import type { EndpointTemplater } from "./templating.js";
 /** Keys whose values are numbers (the rest are strings). */
 const INT_KEYS = new Set<number>([K.httpStatus, K.serverPort, K.grpcStatus]);
 const GRAPH_KEYS = ["client", "server", "connection_type"] as const;
-/** Raw endpoints remembered (-> template) before the cache starts over (templating is the costly part). */
-const ENDPOINT_CACHE = 65_536;
 const ABSENT = -1;
+/** Slots of the string -> id cache in front of the dictionary (a power of two). */
+const ID_CACHE = 1024;
+/** A graph series not looked up yet for a label set. */
+const UNKNOWN_ROW = -2;
 
 export interface EncodedStoreOptions {
   maxSeriesPerMetric: number;
@@ -84,7 +86,12 @@ class Instrument {
 
   /** Records into the series of `key` (or the overflow row); false when it went to the overflow row. */
   record(key: Int32Array, value: number): boolean {
-    let row = this.table.find(key);
+    return this.recordRow(this.table.find(key), value);
+  }
+
+  /** Records into a row table.find() gave (-1: the overflow row); false when it went to the overflow row. */
+  recordRow(found: number, value: number): boolean {
+    let row = found;
     const admitted = row >= 0;
     if (!admitted) {
       row = this.overflowRow;
@@ -128,14 +135,28 @@ export class EncodedStore implements MeasurementStore, AttributeWriter {
   private readonly graphs: Instrument[] = [];
   private readonly key = new Int32Array(16);
   private readonly graphKey = new Int32Array(3);
+  /**
+   * The four graph instruments share their labels: the label set is looked up once per record here,
+   * and each instrument's row for it is kept (series are never removed, so a row stays valid).
+   */
+  private readonly graphLabels: SeriesTable;
+  private readonly graphRows: Int32Array[] = [];
+  /** graphLabels' series of the current record's labels; -1 when that table is full (then each instrument looks up). */
+  private graphLabelRow = -1;
+  /** A direct-mapped cache in front of the dictionary: most tag strings repeat, and this avoids hashing them. */
+  private readonly cachedStrings: (string | undefined)[] = new Array(ID_CACHE).fill(undefined);
+  private readonly cachedIds = new Int32Array(ID_CACHE);
   private slots: Int8Array = new Int8Array(ATTRIBUTE_KEYS.length);
   private readonly numbers: number[] = [];
   private readonly numberIds = new Map<number, number>();
-  private readonly endpointCache = new Map<string, string>();
 
   constructor(options: EncodedStoreOptions) {
     this.dictionary = new TagDictionary(options.maxTags);
     const max = options.maxSeriesPerMetric;
+    // at most 4 x max label sets are admitted somewhere; past that, instruments look labels up themselves
+    this.graphLabels = new SeriesTable(3, options.serviceGraph ? 4 * max : 1);
+    if (options.serviceGraph)
+      for (let i = 0; i < 4; i++) this.graphRows.push(new Int32Array(4 * max).fill(UNKNOWN_ROW));
     if (options.red) {
       for (const metric of Object.keys(RED_METRICS) as RedMetricKey[]) {
         const { name, description } = RED_METRICS[metric];
@@ -195,19 +216,9 @@ export class EncodedStore implements MeasurementStore, AttributeWriter {
       );
     }
     const templater = options.templater;
-    const cache = this.endpointCache;
     this.endpoints = {
-      // templating a path does not depend on the service: remembered per raw endpoint; the
-      // per-service cap is still checked on every call
-      template(service: string, endpoint: string): string {
-        let t = cache.get(endpoint);
-        if (t === undefined) {
-          t = templater.templateOf(endpoint);
-          if (cache.size >= ENDPOINT_CACHE) cache.clear();
-          cache.set(endpoint, t);
-        }
-        return templater.admit(service, t);
-      },
+      // the templater's index templates without a cache of raw endpoints
+      template: (service: string, endpoint: string): string => templater.template(service, endpoint),
       overflow() {},
     };
   }
@@ -225,7 +236,28 @@ export class EncodedStore implements MeasurementStore, AttributeWriter {
 
   str(key: number, value: string): void {
     const slot = this.slots[key] as number;
-    if (slot >= 0) this.key[slot] = this.dictionary.intern(value);
+    if (slot >= 0) this.key[slot] = this.idOf(value);
+  }
+
+  /** dictionary.intern(value), answered from the cache when the slot holds the same string. */
+  private idOf(value: string): number {
+    const n = value.length;
+    const at =
+      n === 0
+        ? 0
+        : (Math.imul(n, 0x9e3779b1) ^
+            Math.imul(value.charCodeAt(0), 31) ^
+            Math.imul(value.charCodeAt(n - 1), 0x85eb) ^
+            Math.imul(value.charCodeAt(n >> 1), 0xc2b2)) &
+          (ID_CACHE - 1);
+    if (this.cachedStrings[at] === value) return this.cachedIds[at] as number;
+    const id = this.dictionary.intern(value);
+    // an overflowed value is not cached: each intern() of it is counted
+    if (id !== TagDictionary.OVERFLOW_ID) {
+      this.cachedStrings[at] = value;
+      this.cachedIds[at] = id;
+    }
+    return id;
   }
 
   int(key: number, value: number): void {
@@ -240,14 +272,25 @@ export class EncodedStore implements MeasurementStore, AttributeWriter {
 
   beginGraph(client: string, server: string, connectionType: string): void {
     const k = this.graphKey;
-    k[0] = this.dictionary.intern(client);
-    k[1] = this.dictionary.intern(server);
-    k[2] = this.dictionary.intern(connectionType);
+    k[0] = this.idOf(client);
+    k[1] = this.idOf(server);
+    k[2] = this.idOf(connectionType);
+    this.graphLabelRow = this.graphLabels.find(k);
   }
 
   graph(instrument: GraphInstrument, seconds: number): boolean {
     const inst = this.graphs[instrument] as Instrument;
-    return inst.record(this.graphKey, inst.histogram ? seconds : 1);
+    const value = inst.histogram ? seconds : 1;
+    const labels = this.graphLabelRow;
+    if (labels < 0) return inst.record(this.graphKey, value);
+    const rows = this.graphRows[instrument] as Int32Array;
+    let row = rows[labels] as number;
+    if (row === UNKNOWN_ROW) {
+      // the instrument's own table admits the label set (or not: -1, for good, as its table is full)
+      row = inst.table.find(this.graphKey);
+      rows[labels] = row;
+    }
+    return inst.recordRow(row, value);
   }
 
   seriesCount(): number {
