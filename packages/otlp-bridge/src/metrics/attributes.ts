@@ -431,15 +431,26 @@ function writeServer(w: AttributeWriter, r: RequestRecord, side: Side): void {
   w.int(K.serverPort, r.serverPort);
 }
 
+/** The last collectionOf() answer: a connection's queries repeat, and this spares a slice per record. */
+const lastCollection = { endpoint: "", verb: "", table: undefined as string | undefined };
+
 /** SQL endpoints are "VERB table": the table is db.collection.name. */
 function collectionOf(r: RequestRecord): string | undefined {
   if (r.protocol !== "mysql" && r.protocol !== "postgresql") return undefined;
   const e = r.endpoint;
-  if (!e || !r.requestType) return undefined;
-  const prefix = `${r.requestType} `;
-  if (!e.startsWith(prefix)) return undefined;
-  const table = e.slice(prefix.length).trim();
-  return table && !table.includes(" ") ? clip(table) : undefined;
+  const verb = r.requestType;
+  if (!e || !verb) return undefined;
+  const last = lastCollection;
+  if (e === last.endpoint && verb === last.verb) return last.table;
+  let table: string | undefined;
+  if (e.length > verb.length && e.charCodeAt(verb.length) === 32 && e.startsWith(verb)) {
+    const t = e.slice(verb.length + 1).trim();
+    table = t && !t.includes(" ") ? clip(t) : undefined;
+  }
+  last.endpoint = e;
+  last.verb = verb;
+  last.table = table;
+  return table;
 }
 
 const KAFKA_OPS: Record<string, { name: string; type?: string }> = {

@@ -284,7 +284,10 @@ export class MetricsRecorder {
   private readonly encoded: EncodedStore | undefined;
   private readonly redOn: boolean;
   private readonly graphOn: boolean;
-  private readonly overflowCounter: Counter;
+  /** Overflowed measurements per metric name, by reason: read by the kalman.metrics.overflow callback. */
+  private readonly overflowed = { series: new Map<string, number>(), endpoint: new Map<string, number>() };
+  /** The last server end named by address (addr:port), kept to not build the same string per record. */
+  private readonly peerNames = new Map<string, Map<number, string>>();
   private readonly counts = {
     records: 0,
     red: 0,
@@ -313,11 +316,17 @@ export class MetricsRecorder {
     this.encoding = options.encoding ?? "ids";
 
     const meter = meterProvider.getMeter(KALMAN_METER, VERSION);
-    this.overflowCounter = meter.createCounter(OVERFLOW_METRIC, {
-      description:
-        "Measurements recorded into an overflow series or endpoint bucket because a cardinality cap was hit.",
-      unit: "{measurement}",
-    });
+    // an observable counter: an overflowed measurement only adds 1 to a number (this runs per record past a cap)
+    meter
+      .createObservableCounter(OVERFLOW_METRIC, {
+        description:
+          "Measurements recorded into an overflow series or endpoint bucket because a cardinality cap was hit.",
+        unit: "{measurement}",
+      })
+      .addCallback((result) => {
+        for (const reason of ["series", "endpoint"] as const)
+          for (const [metric, n] of this.overflowed[reason]) result.observe(n, { metric, reason });
+      });
     const storeOptions: StoreOptions = {
       maxSeries,
       buckets: { default: defaultBuckets, db: dbBuckets, serviceGraph: graphBuckets },
@@ -335,7 +344,7 @@ export class MetricsRecorder {
     } else this.store = new SdkStore(meterProvider, storeOptions);
     this.store.endpoints.overflow = () => {
       this.counts.endpointOverflow++;
-      this.overflowCounter.add(1, { metric: this.currentRedMetric, reason: "endpoint" });
+      addOne(this.overflowed.endpoint, this.currentRedMetric);
     };
   }
 
@@ -404,7 +413,7 @@ export class MetricsRecorder {
     const side: Side = r.observationPoint === "client" ? "client" : "server";
     const names = this.namesOf(r, serviceOf);
     const client = nonEmpty(names.client) ?? (side === "client" ? r.comm || "unknown" : peerClientName(r));
-    const server = nonEmpty(names.server) ?? (side === "server" ? r.comm || "unknown" : peerServerName(r));
+    const server = nonEmpty(names.server) ?? (side === "server" ? r.comm || "unknown" : this.peerServerName(r));
     const seconds = ns / 1e9;
     const store = this.store;
 
@@ -455,7 +464,26 @@ export class MetricsRecorder {
 
   private seriesOverflow(metric: string): void {
     this.counts.seriesOverflow++;
-    this.overflowCounter.add(1, { metric, reason: "series" });
+    addOne(this.overflowed.series, metric);
+  }
+
+  /** peerServerName(r); `addr:port` names are kept per address and port (bounded), not built per record. */
+  private peerServerName(r: RequestRecord): string {
+    if ((r.protocol === "http1" || r.protocol === "http2" || r.protocol === "grpc") && r.domain)
+      return peerServerName(r);
+    let ports = this.peerNames.get(r.serverAddr);
+    if (ports === undefined) {
+      if (this.peerNames.size >= 4096) this.peerNames.clear();
+      ports = new Map();
+      this.peerNames.set(r.serverAddr, ports);
+    }
+    let name = ports.get(r.serverPort);
+    if (name === undefined) {
+      name = peerServerName(r);
+      if (ports.size >= 256) ports.clear();
+      ports.set(r.serverPort, name);
+    }
+    return name;
   }
 
   private namesOf(r: RequestRecord, serviceOf: ServiceOf): ServiceNames {
@@ -469,6 +497,10 @@ export class MetricsRecorder {
       return {};
     }
   }
+}
+
+function addOne(counts: Map<string, number>, key: string): void {
+  counts.set(key, (counts.get(key) ?? 0) + 1);
 }
 
 function nonEmpty(s: string | undefined): string | undefined {
