@@ -126,6 +126,40 @@ function httpMethodOf(requestType: string | undefined): string {
   return KNOWN_HTTP_METHODS.has(upper) ? upper : "_OTHER";
 }
 
+/** The last gRPC path split by grpcRouteOf. */
+const lastGrpcRoute = {
+  route: "",
+  service: undefined as string | undefined,
+  method: undefined as string | undefined,
+  path: undefined as string | undefined,
+};
+
+/** "/pkg.Service/Method" -> service, method and "/service/method" (undefined without a slash after the first character). */
+function grpcRouteOf(route: string): typeof lastGrpcRoute {
+  const last = lastGrpcRoute;
+  if (route === last.route) return last;
+  const p = route.startsWith("/") ? route.slice(1) : route;
+  const slash = p.indexOf("/");
+  last.route = route;
+  last.service = slash > 0 ? p.slice(0, slash) : undefined;
+  last.method = slash > 0 ? p.slice(slash + 1) : undefined;
+  last.path = slash > 0 ? `/${last.service}/${last.method}` : undefined;
+  return last;
+}
+
+/** hostOf() answers kept by authority (bounded): a connection sends the same Host header again and again. */
+const hosts = new Map<string, string>();
+
+function cachedHostOf(authority: string): string {
+  let host = hosts.get(authority);
+  if (host === undefined) {
+    host = clip(hostOf(authority));
+    if (hosts.size >= 1024) hosts.clear();
+    hosts.set(authority, host);
+  }
+  return host;
+}
+
 /** `addr:port`, with brackets for IPv6. */
 export function hostPort(addr: string, port: number): string {
   return addr.includes(":") ? `[${addr}]:${port}` : `${addr}:${port}`;
@@ -354,7 +388,14 @@ export function writeRedAttributes(
       let svc = stringAttr(r, "rpc.service");
       let method = stringAttr(r, "rpc.method");
       const route = r.endpoint ?? r.resource;
-      if ((svc === undefined || method === undefined) && route) {
+      let path: string | undefined;
+      if (svc === undefined && method === undefined && route) {
+        // the usual case: both from the path, split once per distinct path
+        const split = grpcRouteOf(route);
+        svc = split.service;
+        method = split.method;
+        path = split.path;
+      } else if ((svc === undefined || method === undefined) && route) {
         const p = route.startsWith("/") ? route.slice(1) : route;
         const slash = p.indexOf("/");
         if (slash > 0) {
@@ -364,7 +405,7 @@ export function writeRedAttributes(
       }
       if (svc !== undefined && method !== undefined) {
         // gRPC methods are a fixed set per server, but a client can send any path: same cap as routes
-        const t = endpoints.template(service, `/${svc}/${method}`);
+        const t = endpoints.template(service, path ?? `/${svc}/${method}`);
         if (t === OVERFLOW_ENDPOINT) {
           endpoints.overflow();
           svc = OVERFLOW_ENDPOINT;
@@ -427,7 +468,7 @@ export function writeRedAttributes(
 function writeServer(w: AttributeWriter, r: RequestRecord, side: Side): void {
   const viaHost =
     side === "client" && r.domain && (r.protocol === "http1" || r.protocol === "http2" || r.protocol === "grpc");
-  w.str(K.serverAddress, viaHost ? clip(hostOf(r.domain as string)) : r.serverAddr);
+  w.str(K.serverAddress, viaHost ? cachedHostOf(r.domain as string) : r.serverAddr);
   w.int(K.serverPort, r.serverPort);
 }
 

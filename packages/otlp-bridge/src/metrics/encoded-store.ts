@@ -85,12 +85,16 @@ class Instrument {
   }
 
   /** Records into the series of `key` (or the overflow row); false when it went to the overflow row. */
-  record(key: Int32Array, value: number): boolean {
-    return this.recordRow(this.table.find(key), value);
+  record(key: Int32Array, durationNs: number): boolean {
+    return this.recordRow(this.table.find(key), durationNs);
   }
 
-  /** Records into a row table.find() gave (-1: the overflow row); false when it went to the overflow row. */
-  recordRow(found: number, value: number): boolean {
+  /**
+   * Records into a row table.find() gave (-1: the overflow row): a histogram takes `durationNs` in
+   * seconds, a counter adds 1. False when it went to the overflow row.
+   */
+  recordRow(found: number, durationNs: number): boolean {
+    const value = this.histogram ? durationNs / 1e9 : 1;
     let row = found;
     const admitted = row >= 0;
     if (!admitted) {
@@ -266,8 +270,8 @@ export class EncodedStore implements MeasurementStore, AttributeWriter {
     this.key[slot] = (value | 0) === value && value >= 0 ? value : -2 - this.numberId(value);
   }
 
-  commitRed(metric: RedMetricKey, seconds: number): boolean {
-    return (this.red[metric] as Instrument).record(this.key, seconds);
+  commitRed(metric: RedMetricKey, durationNs: number): boolean {
+    return (this.red[metric] as Instrument).record(this.key, durationNs);
   }
 
   beginGraph(client: string, server: string, connectionType: string): void {
@@ -278,11 +282,10 @@ export class EncodedStore implements MeasurementStore, AttributeWriter {
     this.graphLabelRow = this.graphLabels.find(k);
   }
 
-  graph(instrument: GraphInstrument, seconds: number): boolean {
+  graph(instrument: GraphInstrument, durationNs: number): boolean {
     const inst = this.graphs[instrument] as Instrument;
-    const value = inst.histogram ? seconds : 1;
     const labels = this.graphLabelRow;
-    if (labels < 0) return inst.record(this.graphKey, value);
+    if (labels < 0) return inst.record(this.graphKey, durationNs);
     const rows = this.graphRows[instrument] as Int32Array;
     let row = rows[labels] as number;
     if (row === UNKNOWN_ROW) {
@@ -290,7 +293,7 @@ export class EncodedStore implements MeasurementStore, AttributeWriter {
       row = inst.table.find(this.graphKey);
       rows[labels] = row;
     }
-    return inst.recordRow(row, value);
+    return inst.recordRow(row, durationNs);
   }
 
   seriesCount(): number {

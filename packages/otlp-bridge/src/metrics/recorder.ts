@@ -226,11 +226,11 @@ class SdkStore implements MeasurementStore {
     return this.writer;
   }
 
-  commitRed(metric: RedMetricKey, seconds: number): boolean {
+  commitRed(metric: RedMetricKey, durationNs: number): boolean {
     const inst = this.red[metric] as Instrument<Histogram>;
     const attrs = this.writer.a;
     const admitted = inst.limiter.admit(attrs);
-    inst.inst.record(seconds, admitted ? attrs : OVERFLOW_ATTRIBUTES);
+    inst.inst.record(durationNs / 1e9, admitted ? attrs : OVERFLOW_ATTRIBUTES);
     return admitted;
   }
 
@@ -238,12 +238,12 @@ class SdkStore implements MeasurementStore {
     this.labels = { client, server, connection_type: connectionType };
   }
 
-  graph(instrument: GraphInstrument, seconds: number): boolean {
+  graph(instrument: GraphInstrument, durationNs: number): boolean {
     const g = this.graphs[instrument] as Instrument<Histogram> | Instrument<Counter>;
     const admitted = g.limiter.admit(this.labels);
     const attrs = admitted ? this.labels : OVERFLOW_ATTRIBUTES;
     if (instrument === GRAPH_TOTAL || instrument === GRAPH_FAILED) (g.inst as Counter).add(1, attrs);
-    else (g.inst as Histogram).record(seconds, attrs);
+    else (g.inst as Histogram).record(durationNs / 1e9, attrs);
     return admitted;
   }
 
@@ -414,7 +414,6 @@ export class MetricsRecorder {
     const names = this.namesOf(r, serviceOf);
     const client = nonEmpty(names.client) ?? (side === "client" ? r.comm || "unknown" : peerClientName(r));
     const server = nonEmpty(names.server) ?? (side === "server" ? r.comm || "unknown" : this.peerServerName(r));
-    const seconds = ns / 1e9;
     const store = this.store;
 
     if (this.redOn) {
@@ -426,7 +425,7 @@ export class MetricsRecorder {
         this.currentRedMetric = name;
         const w = store.beginRed(metric);
         writeRedAttributes(r, metric, side, side === "client" ? client : server, store.endpoints, w);
-        if (!store.commitRed(metric, seconds)) this.seriesOverflow(name);
+        if (!store.commitRed(metric, ns)) this.seriesOverflow(name);
         this.counts.red++;
       }
     }
@@ -440,13 +439,13 @@ export class MetricsRecorder {
       const failed = failedFor(r, side);
       if (side === "client") {
         this.count(failed);
-        this.graph(GRAPH_CLIENT, seconds);
-        if (!otherObserved) this.graph(GRAPH_SERVER, seconds);
+        this.graph(GRAPH_CLIENT, ns);
+        if (!otherObserved) this.graph(GRAPH_SERVER, ns);
       } else {
-        this.graph(GRAPH_SERVER, seconds);
+        this.graph(GRAPH_SERVER, ns);
         if (!otherObserved) {
           this.count(failed);
-          this.graph(GRAPH_CLIENT, seconds);
+          this.graph(GRAPH_CLIENT, ns);
         }
       }
       this.counts.serviceGraph++;
@@ -458,8 +457,8 @@ export class MetricsRecorder {
     if (failed) this.graph(GRAPH_FAILED, 1);
   }
 
-  private graph(instrument: GraphInstrument, seconds: number): void {
-    if (!this.store.graph(instrument, seconds)) this.seriesOverflow(GRAPH_NAMES[instrument] as string);
+  private graph(instrument: GraphInstrument, durationNs: number): void {
+    if (!this.store.graph(instrument, durationNs)) this.seriesOverflow(GRAPH_NAMES[instrument] as string);
   }
 
   private seriesOverflow(metric: string): void {
