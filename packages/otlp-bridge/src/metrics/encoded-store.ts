@@ -46,16 +46,23 @@ export interface EncodedStoreOptions {
   maxTags?: number;
 }
 
-/** Series values of one instrument: a histogram (bucket counts, sum, count, min, max) or a counter. */
+/** Offsets in a series row: count, sum, min, max, start time (ms), then the bucket counts. */
+const N = 0;
+const SUM = 1;
+const MIN = 2;
+const MAX = 3;
+const START = 4;
+const BUCKETS = 5;
+
+/**
+ * Series values of one instrument: a histogram (count, sum, min, max, bucket counts) or a counter,
+ * one row per series in one Float64Array, so a measurement touches one row, not one array per field.
+ */
 class Instrument {
   readonly table: SeriesTable;
-  /** histograms: (maxSeries + 1) x (buckets + 1) counts; the last series row is the overflow series. */
-  readonly counts: Float64Array;
-  readonly sums: Float64Array;
-  readonly n: Float64Array;
-  readonly mins: Float64Array;
-  readonly maxs: Float64Array;
-  readonly startMs: Float64Array;
+  /** (maxSeries + 1) rows of `stride` values; the last row is the overflow series. */
+  readonly data: Float64Array;
+  readonly stride: number;
   overflowUsed = false;
   readonly attrs: (Attributes | undefined)[] = [];
 
@@ -72,12 +79,12 @@ class Instrument {
   ) {
     this.table = new SeriesTable(schema.length, maxSeries);
     const rows = maxSeries + 1;
-    this.counts = new Float64Array(histogram ? rows * (boundaries.length + 1) : 0);
-    this.sums = new Float64Array(rows);
-    this.n = new Float64Array(rows);
-    this.mins = new Float64Array(rows).fill(Number.POSITIVE_INFINITY);
-    this.maxs = new Float64Array(rows).fill(Number.NEGATIVE_INFINITY);
-    this.startMs = new Float64Array(rows);
+    this.stride = BUCKETS + (histogram ? boundaries.length + 1 : 0);
+    this.data = new Float64Array(rows * this.stride);
+    for (let at = 0; at < this.data.length; at += this.stride) {
+      this.data[at + MIN] = Number.POSITIVE_INFINITY;
+      this.data[at + MAX] = Number.NEGATIVE_INFINITY;
+    }
   }
 
   get overflowRow(): number {
@@ -95,36 +102,32 @@ class Instrument {
    */
   recordRow(found: number, durationNs: number): boolean {
     const value = this.histogram ? durationNs / 1e9 : 1;
-    let row = found;
-    const admitted = row >= 0;
+    const admitted = found >= 0;
+    const d = this.data;
+    const base = (admitted ? found : this.overflowRow) * this.stride;
     if (!admitted) {
-      row = this.overflowRow;
       if (!this.overflowUsed) {
         this.overflowUsed = true;
-        this.startMs[row] = Date.now();
+        d[base + START] = Date.now();
       }
-    } else if (this.n[row] === 0) this.startMs[row] = Date.now();
-    this.n[row] = (this.n[row] as number) + 1;
-    this.sums[row] = (this.sums[row] as number) + value;
+    } else if (d[base + N] === 0) d[base + START] = Date.now();
+    d[base + N] = (d[base + N] as number) + 1;
+    d[base + SUM] = (d[base + SUM] as number) + value;
     if (this.histogram) {
-      if (value < (this.mins[row] as number)) this.mins[row] = value;
-      if (value > (this.maxs[row] as number)) this.maxs[row] = value;
+      if (value < (d[base + MIN] as number)) d[base + MIN] = value;
+      if (value > (d[base + MAX] as number)) d[base + MAX] = value;
       const b = this.boundaries;
       let i = 0;
       while (i < b.length && (b[i] as number) < value) i++;
-      const at = row * (b.length + 1) + i;
-      this.counts[at] = (this.counts[at] as number) + 1;
+      const at = base + BUCKETS + i;
+      d[at] = (d[at] as number) + 1;
     }
     return admitted;
   }
 }
 
-/** Previous cumulative values of one instrument, for delta temporality. */
-interface Previous {
-  counts: Float64Array;
-  sums: Float64Array;
-  n: Float64Array;
-}
+/** Previous cumulative rows of one instrument (same layout), for delta temporality. */
+type Previous = Float64Array;
 
 /**
  * The encoded measurement store: implements MeasurementStore for the recorder and MetricProducer
@@ -361,26 +364,24 @@ export class EncodedStore implements MeasurementStore, AttributeWriter {
     if (delta) {
       prev = previous.get(inst);
       if (!prev) {
-        prev = {
-          counts: new Float64Array(inst.counts.length),
-          sums: new Float64Array(inst.sums.length),
-          n: new Float64Array(inst.n.length),
-        };
+        prev = new Float64Array(inst.data.length);
         previous.set(inst, prev);
       }
     }
+    const d = inst.data;
     const dataPoints: Array<{ attributes: Attributes; startTime: HrTime; endTime: HrTime; value: unknown }> = [];
     const emit = (row: number, attributes: Attributes) => {
-      const n = (inst.n[row] as number) - (prev ? (prev.n[row] as number) : 0);
-      if (n === 0 || (!delta && inst.n[row] === 0)) return;
-      const startTime = delta ? lastCollect : msToHrTime(inst.startMs[row] as number);
-      const sum = (inst.sums[row] as number) - (prev ? (prev.sums[row] as number) : 0);
+      const base = row * inst.stride;
+      const n = (d[base + N] as number) - (prev ? (prev[base + N] as number) : 0);
+      if (n === 0 || (!delta && d[base + N] === 0)) return;
+      const startTime = delta ? lastCollect : msToHrTime(d[base + START] as number);
+      const sum = (d[base + SUM] as number) - (prev ? (prev[base + SUM] as number) : 0);
       if (inst.histogram) {
         const counts: number[] = new Array(nb);
         for (let i = 0; i < nb; i++) {
-          const at = row * nb + i;
-          counts[i] = (inst.counts[at] as number) - (prev ? (prev.counts[at] as number) : 0);
-          if (prev) prev.counts[at] = inst.counts[at] as number;
+          const at = base + BUCKETS + i;
+          counts[i] = (d[at] as number) - (prev ? (prev[at] as number) : 0);
+          if (prev) prev[at] = d[at] as number;
         }
         dataPoints.push({
           attributes,
@@ -388,8 +389,8 @@ export class EncodedStore implements MeasurementStore, AttributeWriter {
           endTime: end,
           value: {
             // per-interval min/max are not kept: a delta point leaves them out
-            min: delta ? undefined : inst.mins[row],
-            max: delta ? undefined : inst.maxs[row],
+            min: delta ? undefined : d[base + MIN],
+            max: delta ? undefined : d[base + MAX],
             sum,
             buckets: { boundaries: inst.boundaries, counts },
             count: n,
@@ -397,8 +398,8 @@ export class EncodedStore implements MeasurementStore, AttributeWriter {
         });
       } else dataPoints.push({ attributes, startTime, endTime: end, value: sum });
       if (prev) {
-        prev.n[row] = inst.n[row] as number;
-        prev.sums[row] = inst.sums[row] as number;
+        prev[base + N] = d[base + N] as number;
+        prev[base + SUM] = d[base + SUM] as number;
       }
     };
     for (let row = 0; row < rows; row++) emit(row, this.attributesOf(inst, row));
