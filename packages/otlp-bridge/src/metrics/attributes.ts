@@ -151,6 +151,7 @@ function grpcRouteOf(route: string): typeof lastGrpcRoute {
 const hosts = new Map<string, string>();
 
 function cachedHostOf(authority: string): string {
+  if (authority.length > MAX_VALUE) return clip(hostOf(authority));
   let host = hosts.get(authority);
   if (host === undefined) {
     host = clip(hostOf(authority));

@@ -112,9 +112,9 @@ export function templatePath(path: string, maxSegments = 16, maxLength = 256): s
 }
 
 /** Templates a TemplateIndex holds before it starts over. */
-const INDEX_TEMPLATES = 65_536;
-/** Longest endpoint the index scans (longer ones go through templatePath). */
-const INDEX_MAX_LENGTH = 1024;
+const INDEX_TEMPLATES = 16_384;
+/** Longest endpoint the index scans (longer ones go through templatePath): bounds an entry's size. */
+const INDEX_MAX_LENGTH = 256;
 /** Hash seeds of an {id} segment and of a segment separator in the index. */
 const ID_MARK = 0x7b69647d;
 const SEPARATOR = 0x2f;
