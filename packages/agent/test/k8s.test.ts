@@ -240,18 +240,23 @@ describe("tags on real spans and metrics", () => {
   it("a python3 server in a pod's container cgroup: process, custom and K8s tags on its span and metric resources", async () => {
     const dir = mkdtempSync(join(tmpdir(), "kalman-k8s-"));
     const children: ChildProcess[] = [];
-    cleanups.push(() => {
-      for (const c of children) c.kill("SIGKILL");
-      rmSync(dir, { recursive: true, force: true });
-    });
+    // one cleanup, in order: the processes must be gone before their cgroup can be removed
     cleanups.push(async () => {
-      await new Promise((r) => setTimeout(r, 100));
+      for (const c of children) {
+        if (c.exitCode !== null || c.signalCode !== null) continue;
+        const exited = new Promise((r) => c.once("exit", r));
+        c.kill("SIGKILL");
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      }
       for (const d of [scope, cgroupDir])
-        try {
-          if (existsSync(d)) rmdirSync(d);
-        } catch {
-          // the child is being reaped
-        }
+        for (let attempt = 0; existsSync(d) && attempt < 50; attempt++)
+          try {
+            rmdirSync(d);
+          } catch {
+            // the kernel still counts the killed process in the cgroup for a moment
+            await new Promise((r) => setTimeout(r, 20));
+          }
+      rmSync(dir, { recursive: true, force: true });
     });
     const api = new FakeApiServer(["pods-list.json"], ["hold"]);
     const server = await api.start();
