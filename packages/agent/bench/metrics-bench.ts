@@ -12,11 +12,19 @@ import { ServiceDirectory } from "../src/service-directory.js";
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
 
-const RECORDS = 200_000;
+const RECORDS = Number(process.env.BENCH_RECORDS ?? 200_000);
 const BATCH = 256;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 
-/** A mixed workload: 12 services (pids), HTTP server and client sides with id paths, redis, postgres, gRPC. */
+/** Connections the records are spread over (each keeps its pid, protocol, side, addresses and ports). */
+const CONNECTIONS = 4096;
+
+/**
+ * A mixed workload: 12 services (pids), HTTP server and client sides with id paths, redis, postgres,
+ * gRPC. Records come from CONNECTIONS connections, as from the aggregator: a connection's records
+ * share its pid, comm, protocol, side, address strings, ports and connId; method, path, status and
+ * duration vary per request.
+ */
 function workload(): RequestRecord[] {
   const out: RequestRecord[] = [];
   let seed = 7;
@@ -24,50 +32,70 @@ function workload(): RequestRecord[] {
     seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
     return seed / 4294967296;
   };
-  // one address/port string per host, as the aggregator hands them out per connection
+  // one address string per host, as the aggregator hands them out per connection
   const hosts = Array.from({ length: 12 }, (_, i) => `10.1.0.${i + 1}`);
+  const comms = Array.from({ length: 12 }, (_, i) => `svc${i}`);
+  const domains = Array.from({ length: 12 }, (_, i) => `svc${i}.local:8080`);
   const routes = ["/api/users/", "/api/orders/", "/health", "/api/items/", "/static/app.js", "/api/cart/"];
-  for (let i = 0; i < RECORDS; i++) {
+  const connections = Array.from({ length: CONNECTIONS }, (_, connId) => {
     const s = Math.floor(rnd() * 12);
     const peer = (s + 1 + Math.floor(rnd() * 11)) % 12;
     const kind = rnd();
-    const base = routes[Math.floor(rnd() * routes.length)] as string;
-    const path = base.endsWith("/") ? `${base}${Math.floor(rnd() * 5000)}` : base;
     let protocol: L7ProtocolName = "http1";
-    let requestType = rnd() < 0.8 ? "GET" : "POST";
-    let endpoint: string | undefined = path;
     let serverPort = 8080;
     let observationPoint: "client" | "server" = kind < 0.5 ? "server" : "client";
     if (kind > 0.85) {
       protocol = "redis";
-      requestType = rnd() < 0.5 ? "GET" : "SET";
-      endpoint = requestType;
       serverPort = 6379;
       observationPoint = "client";
     } else if (kind > 0.75) {
       protocol = "postgresql";
-      requestType = "SELECT";
-      endpoint = `SELECT orders`;
       serverPort = 5432;
       observationPoint = "client";
     } else if (kind > 0.7) {
       protocol = "grpc";
-      requestType = "POST";
-      endpoint = "/shop.Cart/AddItem";
       serverPort = 9090;
     }
+    const serverHost = observationPoint === "server" ? s : peer;
+    const clientHost = observationPoint === "server" ? peer : s;
+    return {
+      connId,
+      s,
+      protocol,
+      serverPort,
+      observationPoint,
+      serverHost,
+      clientAddr: hosts[clientHost] as string,
+      clientPort: 40_000 + connId,
+      serverAddr: hosts[serverHost] as string,
+    };
+  });
+  for (let i = 0; i < RECORDS; i++) {
+    const c = connections[Math.floor(rnd() * CONNECTIONS)] as (typeof connections)[number];
+    const protocol = c.protocol;
+    let requestType = "POST";
+    let endpoint: string | undefined;
+    if (protocol === "http1") {
+      requestType = rnd() < 0.8 ? "GET" : "POST";
+      const base = routes[Math.floor(rnd() * routes.length)] as string;
+      endpoint = base.endsWith("/") ? `${base}${Math.floor(rnd() * 5000)}` : base;
+    } else if (protocol === "redis") {
+      requestType = rnd() < 0.5 ? "GET" : "SET";
+      endpoint = requestType;
+    } else if (protocol === "postgresql") {
+      requestType = "SELECT";
+      endpoint = "SELECT orders";
+    } else endpoint = "/shop.Cart/AddItem";
     const code =
       protocol === "http1" ? (rnd() < 0.95 ? 200 : rnd() < 0.5 ? 404 : 503) : protocol === "grpc" ? 0 : undefined;
     const durationNs = Math.floor(rnd() * 50e6);
-    const serverHost = observationPoint === "server" ? s : peer;
-    const clientHost = observationPoint === "server" ? peer : s;
     out.push({
       protocol,
       version: protocol === "http1" ? "1.1" : undefined,
       requestType,
       endpoint,
       resource: endpoint,
-      domain: protocol === "http1" ? `svc${serverHost}.local:8080` : undefined,
+      domain: protocol === "http1" ? domains[c.serverHost] : undefined,
       status: code === 404 ? "client_error" : code === 503 ? "server_error" : "ok",
       code,
       startNs: i * 1000,
@@ -75,16 +103,16 @@ function workload(): RequestRecord[] {
       durationNs,
       requestBytes: 200,
       responseBytes: 900,
-      pid: 100_000 + s,
-      reqTid: 100_000 + s,
-      comm: `svc${s}`,
-      observationPoint,
+      pid: 100_000 + c.s,
+      reqTid: 100_000 + c.s,
+      comm: comms[c.s] as string,
+      observationPoint: c.observationPoint,
       transport: "tcp",
-      clientAddr: hosts[clientHost] as string,
-      clientPort: 40_000 + (i % 2000),
-      serverAddr: hosts[serverHost] as string,
-      serverPort,
-      connId: i % 4096,
+      clientAddr: c.clientAddr,
+      clientPort: c.clientPort,
+      serverAddr: c.serverAddr,
+      serverPort: c.serverPort,
+      connId: c.connId,
       netns: 4026531840,
       cgroupId: 1,
     });
@@ -116,13 +144,15 @@ async function run(label: string, encoding: "ids" | "strings", records: RequestR
     logger: { warn() {}, info() {} },
   });
   await metrics.ready;
-  const step = (from: number) => {
-    const batch = records.slice(from, from + BATCH);
+  // the batches as the pipeline hands them over, made before the clock starts
+  const batches: RequestRecord[][] = [];
+  for (let i = 0; i < records.length; i += BATCH) batches.push(records.slice(i, i + BATCH));
+  const step = (batch: RequestRecord[]) => {
     directory.learn(batch);
     metrics.record(batch, directory.serviceOf);
   };
   // warm up (JIT, dictionary, series)
-  for (let i = 0; i < records.length; i += BATCH) step(i);
+  for (const batch of batches) step(batch);
   let done = 0;
   let peakHeap = 0;
   const cpu0 = process.cpuUsage();
@@ -130,7 +160,7 @@ async function run(label: string, encoding: "ids" | "strings", records: RequestR
   const deadline = Number(t0) + SECONDS * 1e9;
   let now = Number(t0);
   while (now < deadline) {
-    for (let i = 0; i < records.length; i += BATCH) step(i);
+    for (const batch of batches) step(batch);
     done += records.length;
     peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
     now = Number(process.hrtime.bigint());
@@ -158,7 +188,7 @@ async function run(label: string, encoding: "ids" | "strings", records: RequestR
 async function main(): Promise<void> {
   const records = workload();
   console.log(
-    `bench:metrics — ${RECORDS} records (HTTP server/client with id paths, redis, postgres, gRPC; 12 services), batches of ${BATCH}, ${SECONDS} s per run, one core`,
+    `bench:metrics — ${RECORDS} records over ${CONNECTIONS} connections (HTTP server/client with id paths, redis, postgres, gRPC; 12 services), batches of ${BATCH}, ${SECONDS} s per run, one core`,
   );
   const results: Result[] = [];
   // alternate, twice each, so neither path gets the warmer machine

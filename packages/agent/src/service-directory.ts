@@ -14,6 +14,8 @@ export class ServiceDirectory {
   private readonly byServerEndpoint = new Map<number, string>();
   private readonly byClientEndpoint = new Map<number, string>();
   private readonly addressIds = new Map<string, number>();
+  /** serviceOf()'s answer, reused. */
+  private readonly names: { client?: string; server?: string } = { client: undefined, server: undefined };
 
   constructor(
     private readonly services: ServiceResolver,
@@ -33,14 +35,14 @@ export class ServiceDirectory {
     }
   }
 
-  /** The service names of a record's two ends, where known. */
+  /** The service names of a record's two ends, where known. The answer is reused: read it before the next call. */
   readonly serviceOf = (r: RequestRecord): { client?: string; server?: string } => {
     const c = this.addressIds.get(r.clientAddr);
     const s = this.addressIds.get(r.serverAddr);
-    return {
-      client: c === undefined ? undefined : this.byClientEndpoint.get(c * 65536 + r.clientPort),
-      server: s === undefined ? undefined : this.byServerEndpoint.get(s * 65536 + r.serverPort),
-    };
+    const names = this.names;
+    names.client = c === undefined ? undefined : this.byClientEndpoint.get(c * 65536 + r.clientPort);
+    names.server = s === undefined ? undefined : this.byServerEndpoint.get(s * 65536 + r.serverPort);
+    return names;
   };
 
   private endpointKey(addr: string, port: number): number {

@@ -192,6 +192,8 @@ describe("encoded metrics path", () => {
   const cases: Array<[string, MetricsRecorderOptions]> = [
     ["default caps", {}],
     ["tight caps (series and endpoint overflow)", { maxSeriesPerMetric: 25, templater: { maxTemplatesPerService: 6 } }],
+    // the shared graph label table (4 x the series cap) fills up too: instruments then look labels up themselves
+    ["caps of 2 (graph label table full)", { maxSeriesPerMetric: 2, templater: { maxTemplatesPerService: 2 } }],
   ];
   for (const [label, options] of cases)
     it(`exports exactly what the string path exports for the same records (${label})`, async () => {

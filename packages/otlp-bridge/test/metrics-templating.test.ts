@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { EndpointTemplater, isIdSegment, OVERFLOW_ENDPOINT, templatePath } from "../src/index.js";
+import { TemplateIndex } from "../src/metrics/templating.js";
 
 describe("isIdSegment", () => {
   it.each([
@@ -120,5 +121,122 @@ describe("EndpointTemplater", () => {
     // total cap (5) reached
     expect(t.template("s2", "/b")).toBe(OVERFLOW_ENDPOINT);
     expect(t.stats()).toEqual({ services: 3, templates: 5, overflowed: 1 });
+  });
+});
+
+describe("TemplateIndex", () => {
+  /** A small deterministic PRNG (mulberry32), so a failure can be replayed. */
+  const prng = (seed: number) => {
+    let a = seed >>> 0;
+    return () => {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  };
+  // segments near every isIdSegment rule and its length thresholds, and characters the scan treats apart
+  const SEGMENTS = [
+    "users",
+    "v1",
+    "api",
+    "x86_64",
+    "oauth2",
+    "index.html",
+    "deadbeef",
+    "cafe",
+    "CAFE",
+    "BEEF1",
+    "beef1234",
+    "Beef1234",
+    "12",
+    "0",
+    "2024-01-31",
+    "1.2.3",
+    "1-a",
+    "1x",
+    "-1",
+    "12,5",
+    "1+2~3",
+    "1_2:3",
+    "order12345",
+    "v2023",
+    "v20231201",
+    "a@b",
+    "@",
+    "9f1c2e4b7a8d6c5e",
+    "9f1c2e4b7a8d6c5",
+    "ABCDEFabcdef0123",
+    "abcdefabcdefabcd",
+    "dGhpcyBpcyBhIHRva2VuMTIz",
+    "01HF8Z6G5Y4X3W2V1T0S9R8Q7P",
+    "my-blog-post-title-2",
+    "550e8400-e29b-41d4-a716-446655440000",
+    "x".repeat(64),
+    "x".repeat(65),
+    "%20",
+    "a b",
+    "é",
+    "",
+    "",
+    "a;b=1",
+    "q?x=1",
+    "f#frag",
+    "http:",
+    "https:",
+  ];
+
+  it("answers exactly what templatePath does, over random paths and caps, as one string per template", () => {
+    for (const [maxSegments, maxLength] of [
+      [16, 256],
+      [3, 256],
+      [16, 24],
+      [1, 16],
+    ] as const) {
+      const index = new TemplateIndex(maxSegments, maxLength);
+      const rnd = prng(maxSegments * 1000 + maxLength);
+      const seen = new Map<string, string>();
+      for (let i = 0; i < 20_000; i++) {
+        const n = Math.floor(rnd() * 7);
+        const segs = Array.from({ length: n }, () => SEGMENTS[Math.floor(rnd() * SEGMENTS.length)] as string);
+        const lead = rnd() < 0.8 ? "/" : rnd() < 0.5 ? "" : rnd() < 0.5 ? "http://host:80/" : "//";
+        const trail = rnd() < 0.1 ? "/" : "";
+        const path = `${lead}${segs.join("/")}${trail}`;
+        const want = templatePath(path, maxSegments, maxLength);
+        const got = index.templateOf(path);
+        expect(got, path).toBe(want);
+        // the same template, whatever endpoint it came from, is the same string object
+        const first = seen.get(want);
+        if (first === undefined) seen.set(want, got);
+        else expect(Object.is(first, got)).toBe(true);
+      }
+    }
+  });
+
+  it("answers simple paths from the index: templatePath runs once per template", () => {
+    const index = new TemplateIndex();
+    const rnd = prng(7);
+    const simple = SEGMENTS.filter((s) => s !== "" && !/[;?#:]/.test(s));
+    const templates = new Set<string>();
+    for (let i = 0; i < 20_000; i++) {
+      const segs = Array.from({ length: 1 + Math.floor(rnd() * 3) }, () => simple[Math.floor(rnd() * simple.length)]);
+      templates.add(index.templateOf(`/${segs.join("/")}`));
+    }
+    expect(templates.size).toBeGreaterThan(100);
+    expect(index.slowCalls).toBe(templates.size);
+  });
+
+  it("tells apart endpoints whose segments differ only where the hash could collide", () => {
+    const index = new TemplateIndex();
+    expect(index.templateOf("/a/b")).toBe("/a/b");
+    expect(index.templateOf("/ab")).toBe("/ab");
+    expect(index.templateOf("a/b")).toBe("a/b");
+    expect(index.templateOf("/a/123")).toBe("/a/{id}");
+    expect(index.templateOf("/a/{id}")).toBe("/a/{id}");
+    expect(index.templateOf("/a/b/")).toBe("/a/b");
+    expect(index.templateOf("//a//b")).toBe("/a/b");
+    expect(index.templateOf("/")).toBe("/");
+    expect(index.templateOf("")).toBe("/");
   });
 });

@@ -1,6 +1,6 @@
 // The node's pods from the API server (list, then watch from the list's resourceVersion; 410 Gone
 // -> list again), cached by container id, as K8s resource attributes for the ServiceResolver.
-import { request as httpRequest, type IncomingMessage } from "node:http";
+import { type ClientRequest, request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { Enricher, Enrichment } from "@kalman/span-correlator";
 import type { K8sConnection } from "./kubeconfig.js";
@@ -75,6 +75,8 @@ export class PodWatcher {
   private resourceVersion = "";
   private stopped = false;
   private current: IncomingMessage | undefined;
+  /** Requests not yet closed: a watch whose headers have not come yet must be aborted on stop too. */
+  private readonly inflight = new Set<ClientRequest>();
   private timer: NodeJS.Timeout | undefined;
   private readonly counts = { lists: 0, watches: 0, events: 0, gone: 0, errors: 0, dropped: 0 };
   private lastError: string | undefined;
@@ -96,6 +98,9 @@ export class PodWatcher {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.current?.destroy();
+    // a pending request keeps the event loop (and so `kalman run`) alive after stop
+    for (const req of this.inflight) req.destroy();
+    this.inflight.clear();
   }
 
   /** The pod running a container (64-hex id), if known. */
@@ -125,6 +130,7 @@ export class PodWatcher {
       await this.list();
       this.watch();
     } catch (err) {
+      if (this.stopped) return;
       this.fail(err);
       this.retry(() => void this.listThenWatch());
     }
@@ -339,7 +345,15 @@ export class PodWatcher {
     });
   }
 
-  private request(path: string, onResponse: (res: IncomingMessage) => void) {
+  private request(path: string, onResponse: (res: IncomingMessage) => void): ClientRequest {
+    const req = this.send(path, onResponse);
+    this.inflight.add(req);
+    req.on("close", () => this.inflight.delete(req));
+    if (this.stopped) req.destroy();
+    return req;
+  }
+
+  private send(path: string, onResponse: (res: IncomingMessage) => void): ClientRequest {
     const c = this.options.connection;
     const url = new URL(path, `${c.server}/`);
     const headers: Record<string, string> = { Accept: "application/json" };

@@ -105,8 +105,60 @@ export function hostOf(authority: string): string {
     return close > 0 ? a.slice(1, close) : a;
   }
   const colon = a.lastIndexOf(":");
-  if (colon > 0 && a.indexOf(":") === colon && /^\d*$/.test(a.slice(colon + 1))) return a.slice(0, colon);
+  if (colon > 0 && a.indexOf(":") === colon && digitsFrom(a, colon + 1)) return a.slice(0, colon);
   return a;
+}
+
+/** Whether s[from..] is all ASCII digits (or empty). */
+function digitsFrom(s: string, from: number): boolean {
+  for (let i = from; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
+/** http.request.method: a known method in upper case, else "_OTHER" (the usual upper-case one is not copied). */
+function httpMethodOf(requestType: string | undefined): string {
+  if (requestType === undefined || requestType === "") return "_OTHER";
+  if (KNOWN_HTTP_METHODS.has(requestType)) return requestType;
+  const upper = requestType.toUpperCase();
+  return KNOWN_HTTP_METHODS.has(upper) ? upper : "_OTHER";
+}
+
+/** The last gRPC path split by grpcRouteOf. */
+const lastGrpcRoute = {
+  route: "",
+  service: undefined as string | undefined,
+  method: undefined as string | undefined,
+  path: undefined as string | undefined,
+};
+
+/** "/pkg.Service/Method" -> service, method and "/service/method" (undefined without a slash after the first character). */
+function grpcRouteOf(route: string): typeof lastGrpcRoute {
+  const last = lastGrpcRoute;
+  if (route === last.route) return last;
+  const p = route.startsWith("/") ? route.slice(1) : route;
+  const slash = p.indexOf("/");
+  last.route = route;
+  last.service = slash > 0 ? p.slice(0, slash) : undefined;
+  last.method = slash > 0 ? p.slice(slash + 1) : undefined;
+  last.path = slash > 0 ? `/${last.service}/${last.method}` : undefined;
+  return last;
+}
+
+/** hostOf() answers kept by authority (bounded): a connection sends the same Host header again and again. */
+const hosts = new Map<string, string>();
+
+function cachedHostOf(authority: string): string {
+  if (authority.length > MAX_VALUE) return clip(hostOf(authority));
+  let host = hosts.get(authority);
+  if (host === undefined) {
+    host = clip(hostOf(authority));
+    if (hosts.size >= 1024) hosts.clear();
+    hosts.set(authority, host);
+  }
+  return host;
 }
 
 /** `addr:port`, with brackets for IPv6. */
@@ -318,8 +370,7 @@ export function writeRedAttributes(
   switch (metric) {
     case "httpServer":
     case "httpClient": {
-      const method = r.requestType?.toUpperCase();
-      w.str(K.httpMethod, method && KNOWN_HTTP_METHODS.has(method) ? method : "_OTHER");
+      w.str(K.httpMethod, httpMethodOf(r.requestType));
       const path = r.endpoint ?? r.resource;
       if (path !== undefined && path !== "") {
         const t = endpoints.template(service, path);
@@ -338,7 +389,14 @@ export function writeRedAttributes(
       let svc = stringAttr(r, "rpc.service");
       let method = stringAttr(r, "rpc.method");
       const route = r.endpoint ?? r.resource;
-      if ((svc === undefined || method === undefined) && route) {
+      let path: string | undefined;
+      if (svc === undefined && method === undefined && route) {
+        // the usual case: both from the path, split once per distinct path
+        const split = grpcRouteOf(route);
+        svc = split.service;
+        method = split.method;
+        path = split.path;
+      } else if ((svc === undefined || method === undefined) && route) {
         const p = route.startsWith("/") ? route.slice(1) : route;
         const slash = p.indexOf("/");
         if (slash > 0) {
@@ -348,7 +406,7 @@ export function writeRedAttributes(
       }
       if (svc !== undefined && method !== undefined) {
         // gRPC methods are a fixed set per server, but a client can send any path: same cap as routes
-        const t = endpoints.template(service, `/${svc}/${method}`);
+        const t = endpoints.template(service, path ?? `/${svc}/${method}`);
         if (t === OVERFLOW_ENDPOINT) {
           endpoints.overflow();
           svc = OVERFLOW_ENDPOINT;
@@ -411,19 +469,30 @@ export function writeRedAttributes(
 function writeServer(w: AttributeWriter, r: RequestRecord, side: Side): void {
   const viaHost =
     side === "client" && r.domain && (r.protocol === "http1" || r.protocol === "http2" || r.protocol === "grpc");
-  w.str(K.serverAddress, viaHost ? clip(hostOf(r.domain as string)) : r.serverAddr);
+  w.str(K.serverAddress, viaHost ? cachedHostOf(r.domain as string) : r.serverAddr);
   w.int(K.serverPort, r.serverPort);
 }
+
+/** The last collectionOf() answer: a connection's queries repeat, and this spares a slice per record. */
+const lastCollection = { endpoint: "", verb: "", table: undefined as string | undefined };
 
 /** SQL endpoints are "VERB table": the table is db.collection.name. */
 function collectionOf(r: RequestRecord): string | undefined {
   if (r.protocol !== "mysql" && r.protocol !== "postgresql") return undefined;
   const e = r.endpoint;
-  if (!e || !r.requestType) return undefined;
-  const prefix = `${r.requestType} `;
-  if (!e.startsWith(prefix)) return undefined;
-  const table = e.slice(prefix.length).trim();
-  return table && !table.includes(" ") ? clip(table) : undefined;
+  const verb = r.requestType;
+  if (!e || !verb) return undefined;
+  const last = lastCollection;
+  if (e === last.endpoint && verb === last.verb) return last.table;
+  let table: string | undefined;
+  if (e.length > verb.length && e.charCodeAt(verb.length) === 32 && e.startsWith(verb)) {
+    const t = e.slice(verb.length + 1).trim();
+    table = t && !t.includes(" ") ? clip(t) : undefined;
+  }
+  last.endpoint = e;
+  last.verb = verb;
+  last.table = table;
+  return table;
 }
 
 const KAFKA_OPS: Record<string, { name: string; type?: string }> = {

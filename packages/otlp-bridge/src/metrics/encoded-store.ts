@@ -30,9 +30,11 @@ import type { EndpointTemplater } from "./templating.js";
 /** Keys whose values are numbers (the rest are strings). */
 const INT_KEYS = new Set<number>([K.httpStatus, K.serverPort, K.grpcStatus]);
 const GRAPH_KEYS = ["client", "server", "connection_type"] as const;
-/** Raw endpoints remembered (-> template) before the cache starts over (templating is the costly part). */
-const ENDPOINT_CACHE = 65_536;
 const ABSENT = -1;
+/** Slots of the string -> id cache in front of the dictionary (a power of two). */
+const ID_CACHE = 1024;
+/** A graph series not looked up yet for a label set. */
+const UNKNOWN_ROW = -2;
 
 export interface EncodedStoreOptions {
   maxSeriesPerMetric: number;
@@ -44,16 +46,23 @@ export interface EncodedStoreOptions {
   maxTags?: number;
 }
 
-/** Series values of one instrument: a histogram (bucket counts, sum, count, min, max) or a counter. */
+/** Offsets in a series row: count, sum, min, max, start time (ms), then the bucket counts. */
+const N = 0;
+const SUM = 1;
+const MIN = 2;
+const MAX = 3;
+const START = 4;
+const BUCKETS = 5;
+
+/**
+ * Series values of one instrument: a histogram (count, sum, min, max, bucket counts) or a counter,
+ * one row per series in one Float64Array, so a measurement touches one row, not one array per field.
+ */
 class Instrument {
   readonly table: SeriesTable;
-  /** histograms: (maxSeries + 1) x (buckets + 1) counts; the last series row is the overflow series. */
-  readonly counts: Float64Array;
-  readonly sums: Float64Array;
-  readonly n: Float64Array;
-  readonly mins: Float64Array;
-  readonly maxs: Float64Array;
-  readonly startMs: Float64Array;
+  /** (maxSeries + 1) rows of `stride` values; the last row is the overflow series. */
+  readonly data: Float64Array;
+  readonly stride: number;
   overflowUsed = false;
   readonly attrs: (Attributes | undefined)[] = [];
 
@@ -70,12 +79,12 @@ class Instrument {
   ) {
     this.table = new SeriesTable(schema.length, maxSeries);
     const rows = maxSeries + 1;
-    this.counts = new Float64Array(histogram ? rows * (boundaries.length + 1) : 0);
-    this.sums = new Float64Array(rows);
-    this.n = new Float64Array(rows);
-    this.mins = new Float64Array(rows).fill(Number.POSITIVE_INFINITY);
-    this.maxs = new Float64Array(rows).fill(Number.NEGATIVE_INFINITY);
-    this.startMs = new Float64Array(rows);
+    this.stride = BUCKETS + (histogram ? boundaries.length + 1 : 0);
+    this.data = new Float64Array(rows * this.stride);
+    for (let at = 0; at < this.data.length; at += this.stride) {
+      this.data[at + MIN] = Number.POSITIVE_INFINITY;
+      this.data[at + MAX] = Number.NEGATIVE_INFINITY;
+    }
   }
 
   get overflowRow(): number {
@@ -83,37 +92,42 @@ class Instrument {
   }
 
   /** Records into the series of `key` (or the overflow row); false when it went to the overflow row. */
-  record(key: Int32Array, value: number): boolean {
-    let row = this.table.find(key);
-    const admitted = row >= 0;
+  record(key: Int32Array, durationNs: number): boolean {
+    return this.recordRow(this.table.find(key), durationNs);
+  }
+
+  /**
+   * Records into a row table.find() gave (-1: the overflow row): a histogram takes `durationNs` in
+   * seconds, a counter adds 1. False when it went to the overflow row.
+   */
+  recordRow(found: number, durationNs: number): boolean {
+    const value = this.histogram ? durationNs / 1e9 : 1;
+    const admitted = found >= 0;
+    const d = this.data;
+    const base = (admitted ? found : this.overflowRow) * this.stride;
     if (!admitted) {
-      row = this.overflowRow;
       if (!this.overflowUsed) {
         this.overflowUsed = true;
-        this.startMs[row] = Date.now();
+        d[base + START] = Date.now();
       }
-    } else if (this.n[row] === 0) this.startMs[row] = Date.now();
-    this.n[row] = (this.n[row] as number) + 1;
-    this.sums[row] = (this.sums[row] as number) + value;
+    } else if (d[base + N] === 0) d[base + START] = Date.now();
+    d[base + N] = (d[base + N] as number) + 1;
+    d[base + SUM] = (d[base + SUM] as number) + value;
     if (this.histogram) {
-      if (value < (this.mins[row] as number)) this.mins[row] = value;
-      if (value > (this.maxs[row] as number)) this.maxs[row] = value;
+      if (value < (d[base + MIN] as number)) d[base + MIN] = value;
+      if (value > (d[base + MAX] as number)) d[base + MAX] = value;
       const b = this.boundaries;
       let i = 0;
       while (i < b.length && (b[i] as number) < value) i++;
-      const at = row * (b.length + 1) + i;
-      this.counts[at] = (this.counts[at] as number) + 1;
+      const at = base + BUCKETS + i;
+      d[at] = (d[at] as number) + 1;
     }
     return admitted;
   }
 }
 
-/** Previous cumulative values of one instrument, for delta temporality. */
-interface Previous {
-  counts: Float64Array;
-  sums: Float64Array;
-  n: Float64Array;
-}
+/** Previous cumulative rows of one instrument (same layout), for delta temporality. */
+type Previous = Float64Array;
 
 /**
  * The encoded measurement store: implements MeasurementStore for the recorder and MetricProducer
@@ -128,14 +142,28 @@ export class EncodedStore implements MeasurementStore, AttributeWriter {
   private readonly graphs: Instrument[] = [];
   private readonly key = new Int32Array(16);
   private readonly graphKey = new Int32Array(3);
+  /**
+   * The four graph instruments share their labels: the label set is looked up once per record here,
+   * and each instrument's row for it is kept (series are never removed, so a row stays valid).
+   */
+  private readonly graphLabels: SeriesTable;
+  private readonly graphRows: Int32Array[] = [];
+  /** graphLabels' series of the current record's labels; -1 when that table is full (then each instrument looks up). */
+  private graphLabelRow = -1;
+  /** A direct-mapped cache in front of the dictionary: most tag strings repeat, and this avoids hashing them. */
+  private readonly cachedStrings: (string | undefined)[] = new Array(ID_CACHE).fill(undefined);
+  private readonly cachedIds = new Int32Array(ID_CACHE);
   private slots: Int8Array = new Int8Array(ATTRIBUTE_KEYS.length);
   private readonly numbers: number[] = [];
   private readonly numberIds = new Map<number, number>();
-  private readonly endpointCache = new Map<string, string>();
 
   constructor(options: EncodedStoreOptions) {
     this.dictionary = new TagDictionary(options.maxTags);
     const max = options.maxSeriesPerMetric;
+    // at most 4 x max label sets are admitted somewhere; past that, instruments look labels up themselves
+    this.graphLabels = new SeriesTable(3, options.serviceGraph ? 4 * max : 1);
+    if (options.serviceGraph)
+      for (let i = 0; i < 4; i++) this.graphRows.push(new Int32Array(4 * max).fill(UNKNOWN_ROW));
     if (options.red) {
       for (const metric of Object.keys(RED_METRICS) as RedMetricKey[]) {
         const { name, description } = RED_METRICS[metric];
@@ -195,19 +223,9 @@ export class EncodedStore implements MeasurementStore, AttributeWriter {
       );
     }
     const templater = options.templater;
-    const cache = this.endpointCache;
     this.endpoints = {
-      // templating a path does not depend on the service: remembered per raw endpoint; the
-      // per-service cap is still checked on every call
-      template(service: string, endpoint: string): string {
-        let t = cache.get(endpoint);
-        if (t === undefined) {
-          t = templater.templateOf(endpoint);
-          if (cache.size >= ENDPOINT_CACHE) cache.clear();
-          cache.set(endpoint, t);
-        }
-        return templater.admit(service, t);
-      },
+      // the templater's index templates without a cache of raw endpoints
+      template: (service: string, endpoint: string): string => templater.template(service, endpoint),
       overflow() {},
     };
   }
@@ -225,7 +243,28 @@ export class EncodedStore implements MeasurementStore, AttributeWriter {
 
   str(key: number, value: string): void {
     const slot = this.slots[key] as number;
-    if (slot >= 0) this.key[slot] = this.dictionary.intern(value);
+    if (slot >= 0) this.key[slot] = this.idOf(value);
+  }
+
+  /** dictionary.intern(value), answered from the cache when the slot holds the same string. */
+  private idOf(value: string): number {
+    const n = value.length;
+    const at =
+      n === 0
+        ? 0
+        : (Math.imul(n, 0x9e3779b1) ^
+            Math.imul(value.charCodeAt(0), 31) ^
+            Math.imul(value.charCodeAt(n - 1), 0x85eb) ^
+            Math.imul(value.charCodeAt(n >> 1), 0xc2b2)) &
+          (ID_CACHE - 1);
+    if (this.cachedStrings[at] === value) return this.cachedIds[at] as number;
+    const id = this.dictionary.intern(value);
+    // an overflowed value is not cached: each intern() of it is counted
+    if (id !== TagDictionary.OVERFLOW_ID) {
+      this.cachedStrings[at] = value;
+      this.cachedIds[at] = id;
+    }
+    return id;
   }
 
   int(key: number, value: number): void {
@@ -234,20 +273,30 @@ export class EncodedStore implements MeasurementStore, AttributeWriter {
     this.key[slot] = (value | 0) === value && value >= 0 ? value : -2 - this.numberId(value);
   }
 
-  commitRed(metric: RedMetricKey, seconds: number): boolean {
-    return (this.red[metric] as Instrument).record(this.key, seconds);
+  commitRed(metric: RedMetricKey, durationNs: number): boolean {
+    return (this.red[metric] as Instrument).record(this.key, durationNs);
   }
 
   beginGraph(client: string, server: string, connectionType: string): void {
     const k = this.graphKey;
-    k[0] = this.dictionary.intern(client);
-    k[1] = this.dictionary.intern(server);
-    k[2] = this.dictionary.intern(connectionType);
+    k[0] = this.idOf(client);
+    k[1] = this.idOf(server);
+    k[2] = this.idOf(connectionType);
+    this.graphLabelRow = this.graphLabels.find(k);
   }
 
-  graph(instrument: GraphInstrument, seconds: number): boolean {
+  graph(instrument: GraphInstrument, durationNs: number): boolean {
     const inst = this.graphs[instrument] as Instrument;
-    return inst.record(this.graphKey, inst.histogram ? seconds : 1);
+    const labels = this.graphLabelRow;
+    if (labels < 0) return inst.record(this.graphKey, durationNs);
+    const rows = this.graphRows[instrument] as Int32Array;
+    let row = rows[labels] as number;
+    if (row === UNKNOWN_ROW) {
+      // the instrument's own table admits the label set (or not: -1, for good, as its table is full)
+      row = inst.table.find(this.graphKey);
+      rows[labels] = row;
+    }
+    return inst.recordRow(row, durationNs);
   }
 
   seriesCount(): number {
@@ -315,26 +364,24 @@ export class EncodedStore implements MeasurementStore, AttributeWriter {
     if (delta) {
       prev = previous.get(inst);
       if (!prev) {
-        prev = {
-          counts: new Float64Array(inst.counts.length),
-          sums: new Float64Array(inst.sums.length),
-          n: new Float64Array(inst.n.length),
-        };
+        prev = new Float64Array(inst.data.length);
         previous.set(inst, prev);
       }
     }
+    const d = inst.data;
     const dataPoints: Array<{ attributes: Attributes; startTime: HrTime; endTime: HrTime; value: unknown }> = [];
     const emit = (row: number, attributes: Attributes) => {
-      const n = (inst.n[row] as number) - (prev ? (prev.n[row] as number) : 0);
-      if (n === 0 || (!delta && inst.n[row] === 0)) return;
-      const startTime = delta ? lastCollect : msToHrTime(inst.startMs[row] as number);
-      const sum = (inst.sums[row] as number) - (prev ? (prev.sums[row] as number) : 0);
+      const base = row * inst.stride;
+      const n = (d[base + N] as number) - (prev ? (prev[base + N] as number) : 0);
+      if (n === 0 || (!delta && d[base + N] === 0)) return;
+      const startTime = delta ? lastCollect : msToHrTime(d[base + START] as number);
+      const sum = (d[base + SUM] as number) - (prev ? (prev[base + SUM] as number) : 0);
       if (inst.histogram) {
         const counts: number[] = new Array(nb);
         for (let i = 0; i < nb; i++) {
-          const at = row * nb + i;
-          counts[i] = (inst.counts[at] as number) - (prev ? (prev.counts[at] as number) : 0);
-          if (prev) prev.counts[at] = inst.counts[at] as number;
+          const at = base + BUCKETS + i;
+          counts[i] = (d[at] as number) - (prev ? (prev[at] as number) : 0);
+          if (prev) prev[at] = d[at] as number;
         }
         dataPoints.push({
           attributes,
@@ -342,8 +389,8 @@ export class EncodedStore implements MeasurementStore, AttributeWriter {
           endTime: end,
           value: {
             // per-interval min/max are not kept: a delta point leaves them out
-            min: delta ? undefined : inst.mins[row],
-            max: delta ? undefined : inst.maxs[row],
+            min: delta ? undefined : d[base + MIN],
+            max: delta ? undefined : d[base + MAX],
             sum,
             buckets: { boundaries: inst.boundaries, counts },
             count: n,
@@ -351,8 +398,8 @@ export class EncodedStore implements MeasurementStore, AttributeWriter {
         });
       } else dataPoints.push({ attributes, startTime, endTime: end, value: sum });
       if (prev) {
-        prev.n[row] = inst.n[row] as number;
-        prev.sums[row] = inst.sums[row] as number;
+        prev[base + N] = d[base + N] as number;
+        prev[base + SUM] = d[base + SUM] as number;
       }
     };
     for (let row = 0; row < rows; row++) emit(row, this.attributesOf(inst, row));

@@ -226,11 +226,11 @@ class SdkStore implements MeasurementStore {
     return this.writer;
   }
 
-  commitRed(metric: RedMetricKey, seconds: number): boolean {
+  commitRed(metric: RedMetricKey, durationNs: number): boolean {
     const inst = this.red[metric] as Instrument<Histogram>;
     const attrs = this.writer.a;
     const admitted = inst.limiter.admit(attrs);
-    inst.inst.record(seconds, admitted ? attrs : OVERFLOW_ATTRIBUTES);
+    inst.inst.record(durationNs / 1e9, admitted ? attrs : OVERFLOW_ATTRIBUTES);
     return admitted;
   }
 
@@ -238,12 +238,12 @@ class SdkStore implements MeasurementStore {
     this.labels = { client, server, connection_type: connectionType };
   }
 
-  graph(instrument: GraphInstrument, seconds: number): boolean {
+  graph(instrument: GraphInstrument, durationNs: number): boolean {
     const g = this.graphs[instrument] as Instrument<Histogram> | Instrument<Counter>;
     const admitted = g.limiter.admit(this.labels);
     const attrs = admitted ? this.labels : OVERFLOW_ATTRIBUTES;
     if (instrument === GRAPH_TOTAL || instrument === GRAPH_FAILED) (g.inst as Counter).add(1, attrs);
-    else (g.inst as Histogram).record(seconds, attrs);
+    else (g.inst as Histogram).record(durationNs / 1e9, attrs);
     return admitted;
   }
 
@@ -284,7 +284,10 @@ export class MetricsRecorder {
   private readonly encoded: EncodedStore | undefined;
   private readonly redOn: boolean;
   private readonly graphOn: boolean;
-  private readonly overflowCounter: Counter;
+  /** Overflowed measurements per metric name, by reason: read by the kalman.metrics.overflow callback. */
+  private readonly overflowed = { series: new Map<string, number>(), endpoint: new Map<string, number>() };
+  /** The last server end named by address (addr:port), kept to not build the same string per record. */
+  private readonly peerNames = new Map<string, Map<number, string>>();
   private readonly counts = {
     records: 0,
     red: 0,
@@ -313,11 +316,17 @@ export class MetricsRecorder {
     this.encoding = options.encoding ?? "ids";
 
     const meter = meterProvider.getMeter(KALMAN_METER, VERSION);
-    this.overflowCounter = meter.createCounter(OVERFLOW_METRIC, {
-      description:
-        "Measurements recorded into an overflow series or endpoint bucket because a cardinality cap was hit.",
-      unit: "{measurement}",
-    });
+    // an observable counter: an overflowed measurement only adds 1 to a number (this runs per record past a cap)
+    meter
+      .createObservableCounter(OVERFLOW_METRIC, {
+        description:
+          "Measurements recorded into an overflow series or endpoint bucket because a cardinality cap was hit.",
+        unit: "{measurement}",
+      })
+      .addCallback((result) => {
+        for (const reason of ["series", "endpoint"] as const)
+          for (const [metric, n] of this.overflowed[reason]) result.observe(n, { metric, reason });
+      });
     const storeOptions: StoreOptions = {
       maxSeries,
       buckets: { default: defaultBuckets, db: dbBuckets, serviceGraph: graphBuckets },
@@ -335,7 +344,7 @@ export class MetricsRecorder {
     } else this.store = new SdkStore(meterProvider, storeOptions);
     this.store.endpoints.overflow = () => {
       this.counts.endpointOverflow++;
-      this.overflowCounter.add(1, { metric: this.currentRedMetric, reason: "endpoint" });
+      addOne(this.overflowed.endpoint, this.currentRedMetric);
     };
   }
 
@@ -404,8 +413,7 @@ export class MetricsRecorder {
     const side: Side = r.observationPoint === "client" ? "client" : "server";
     const names = this.namesOf(r, serviceOf);
     const client = nonEmpty(names.client) ?? (side === "client" ? r.comm || "unknown" : peerClientName(r));
-    const server = nonEmpty(names.server) ?? (side === "server" ? r.comm || "unknown" : peerServerName(r));
-    const seconds = ns / 1e9;
+    const server = nonEmpty(names.server) ?? (side === "server" ? r.comm || "unknown" : this.peerServerName(r));
     const store = this.store;
 
     if (this.redOn) {
@@ -417,7 +425,7 @@ export class MetricsRecorder {
         this.currentRedMetric = name;
         const w = store.beginRed(metric);
         writeRedAttributes(r, metric, side, side === "client" ? client : server, store.endpoints, w);
-        if (!store.commitRed(metric, seconds)) this.seriesOverflow(name);
+        if (!store.commitRed(metric, ns)) this.seriesOverflow(name);
         this.counts.red++;
       }
     }
@@ -431,13 +439,13 @@ export class MetricsRecorder {
       const failed = failedFor(r, side);
       if (side === "client") {
         this.count(failed);
-        this.graph(GRAPH_CLIENT, seconds);
-        if (!otherObserved) this.graph(GRAPH_SERVER, seconds);
+        this.graph(GRAPH_CLIENT, ns);
+        if (!otherObserved) this.graph(GRAPH_SERVER, ns);
       } else {
-        this.graph(GRAPH_SERVER, seconds);
+        this.graph(GRAPH_SERVER, ns);
         if (!otherObserved) {
           this.count(failed);
-          this.graph(GRAPH_CLIENT, seconds);
+          this.graph(GRAPH_CLIENT, ns);
         }
       }
       this.counts.serviceGraph++;
@@ -449,13 +457,32 @@ export class MetricsRecorder {
     if (failed) this.graph(GRAPH_FAILED, 1);
   }
 
-  private graph(instrument: GraphInstrument, seconds: number): void {
-    if (!this.store.graph(instrument, seconds)) this.seriesOverflow(GRAPH_NAMES[instrument] as string);
+  private graph(instrument: GraphInstrument, durationNs: number): void {
+    if (!this.store.graph(instrument, durationNs)) this.seriesOverflow(GRAPH_NAMES[instrument] as string);
   }
 
   private seriesOverflow(metric: string): void {
     this.counts.seriesOverflow++;
-    this.overflowCounter.add(1, { metric, reason: "series" });
+    addOne(this.overflowed.series, metric);
+  }
+
+  /** peerServerName(r); `addr:port` names are kept per address and port (bounded), not built per record. */
+  private peerServerName(r: RequestRecord): string {
+    if ((r.protocol === "http1" || r.protocol === "http2" || r.protocol === "grpc") && r.domain)
+      return peerServerName(r);
+    let ports = this.peerNames.get(r.serverAddr);
+    if (ports === undefined) {
+      if (this.peerNames.size >= 4096) this.peerNames.clear();
+      ports = new Map();
+      this.peerNames.set(r.serverAddr, ports);
+    }
+    let name = ports.get(r.serverPort);
+    if (name === undefined) {
+      name = peerServerName(r);
+      if (ports.size >= 256) ports.clear();
+      ports.set(r.serverPort, name);
+    }
+    return name;
   }
 
   private namesOf(r: RequestRecord, serviceOf: ServiceOf): ServiceNames {
@@ -469,6 +496,10 @@ export class MetricsRecorder {
       return {};
     }
   }
+}
+
+function addOne(counts: Map<string, number>, key: string): void {
+  counts.set(key, (counts.get(key) ?? 0) + 1);
 }
 
 function nonEmpty(s: string | undefined): string | undefined {

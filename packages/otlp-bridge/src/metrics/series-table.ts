@@ -7,8 +7,7 @@
  */
 export class SeriesTable {
   private readonly keys: Int32Array;
-  private readonly hashes: Int32Array;
-  /** Open-addressing slots: series index + 1, 0 when empty. */
+  /** Open-addressing slots, two values each (one cache line holds both): series index + 1 (0 when empty), and the key's hash. */
   private readonly slots: Int32Array;
   private readonly mask: number;
   private count = 0;
@@ -18,10 +17,9 @@ export class SeriesTable {
     readonly maxSeries: number,
   ) {
     this.keys = new Int32Array(width * maxSeries);
-    this.hashes = new Int32Array(maxSeries);
     let cap = 16;
     while (cap < maxSeries * 2) cap *= 2;
-    this.slots = new Int32Array(cap);
+    this.slots = new Int32Array(2 * cap);
     this.mask = cap - 1;
   }
 
@@ -36,11 +34,12 @@ export class SeriesTable {
     for (let i = 0; i < w; i++) h = Math.imul(h ^ (key[i] as number), 0x01000193);
     h ^= h >>> 15;
     const keys = this.keys;
+    const slots = this.slots;
     for (let slot = h & this.mask; ; slot = (slot + 1) & this.mask) {
-      const s = this.slots[slot] as number;
+      const s = slots[2 * slot] as number;
       if (s === 0) break;
+      if (slots[2 * slot + 1] !== h) continue;
       const series = s - 1;
-      if (this.hashes[series] !== h) continue;
       const base = series * w;
       let same = true;
       for (let i = 0; i < w; i++) {
@@ -53,11 +52,11 @@ export class SeriesTable {
     }
     if (this.count >= this.maxSeries) return -1;
     const series = this.count++;
-    keys.set(key.subarray(0, w), series * w);
-    this.hashes[series] = h;
+    for (let i = 0; i < w; i++) keys[series * w + i] = key[i] as number;
     for (let slot = h & this.mask; ; slot = (slot + 1) & this.mask) {
-      if (this.slots[slot] === 0) {
-        this.slots[slot] = series + 1;
+      if (slots[2 * slot] === 0) {
+        slots[2 * slot] = series + 1;
+        slots[2 * slot + 1] = h;
         return series;
       }
     }

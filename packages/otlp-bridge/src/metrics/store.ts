@@ -16,12 +16,16 @@ export interface MeasurementStore {
   readonly endpoints: EndpointSource;
   /** Starts a RED measurement: its attributes are written to the returned writer, then commitRed(). */
   beginRed(metric: RedMetricKey): AttributeWriter;
-  /** Records `seconds` with the attributes written since beginRed(); false when the series cap sent it to the overflow series. */
-  commitRed(metric: RedMetricKey, seconds: number): boolean;
+  /**
+   * Records `durationNs` (exported in seconds) with the attributes written since beginRed(); false
+   * when the series cap sent it to the overflow series. Nanoseconds, as the record has them: the
+   * division happens where the value is stored, so no number is boxed on the way.
+   */
+  commitRed(metric: RedMetricKey, durationNs: number): boolean;
   /** Sets the labels of the following graph() measurements. */
   beginGraph(client: string, server: string, connectionType: string): void;
-  /** Adds 1 (counters) or records `seconds` (histograms); false when it went to the overflow series. */
-  graph(instrument: GraphInstrument, seconds: number): boolean;
+  /** Adds 1 (counters) or records `durationNs` in seconds (histograms); false when it went to the overflow series. */
+  graph(instrument: GraphInstrument, durationNs: number): boolean;
   /** Distinct series admitted so far, over all metrics. */
   seriesCount(): number;
 }
