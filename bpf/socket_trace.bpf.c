@@ -1185,8 +1185,9 @@ static __always_inline int tls_exit(long ret)
 	cp->active = 0;
 	__u64 bytes;
 	if (c.len_ptr) {
-		/* SSL_read_ex / SSL_write_ex: 1 on success, the count in *readbytes / *written */
-		if (ret != 1 || bpf_probe_read_user(&bytes, sizeof(bytes), (void *)c.len_ptr))
+		/* SSL_read_ex / SSL_write_ex (or the internal function behind them): > 0 on success,
+		 * the count in *readbytes / *written */
+		if (ret <= 0 || bpf_probe_read_user(&bytes, sizeof(bytes), (void *)c.len_ptr))
 			return 0;
 	} else {
 		if (ret <= 0)

@@ -1,10 +1,14 @@
 // pnpm bench:tls — cost of the TLS uprobes on a TLS endpoint: nginx (HTTPS, keep-alive) under wrk,
-// without the tracer, with the tracer but TLS capture off, and with TLS capture on, in one run
+// without the tracer, with the tracer but TLS capture off, with TLS capture on with the OpenSSL
+// probes at the exported functions' entries (as before: single-stepped on Debian's OpenSSL 3), and
+// with TLS capture on as shipped (probes where the kernel emulates the instruction), in one run
 // (rounds interleaved). Prints throughput, the ratio on/off and the added latency per request.
+// First prints what one uprobe / uretprobe hit costs here (native/build/kl_uprobe_cost).
 import { execFile, execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { startNginx } from "@kalman/examples";
 import { RecordFlag, RecordType, SocketTracer } from "../src/index.js";
 
@@ -31,13 +35,13 @@ function wrk(url: string): Promise<WrkResult> {
   });
 }
 
-type Mode = "no tracer" | "tracer, TLS off" | "tracer, TLS on";
+type Mode = "no tracer" | "tracer, TLS off" | "TLS on, at entries" | "tracer, TLS on";
 
 async function measure(mode: Mode, url: string, port: number): Promise<WrkResult & { tlsRecords: number }> {
   if (mode === "no tracer") return { ...(await wrk(url)), tlsRecords: 0 };
   const tracer = SocketTracer.open({
     ports: [port],
-    tls: mode === "tracer, TLS on",
+    tls: mode === "tracer, TLS off" ? false : { probeAt: mode === "TLS on, at entries" ? "entry" : "cheapest" },
     closeOnSignals: false,
     logger: quiet,
   });
@@ -61,7 +65,18 @@ async function measure(mode: Mode, url: string, port: number): Promise<WrkResult
   }
 }
 
+/** The micro benchmark of one probe hit (a C program probing its own functions). */
+function uprobeCost(): void {
+  const bin = join(dirname(fileURLToPath(import.meta.url)), "../../../../native/build/kl_uprobe_cost");
+  try {
+    console.log(execFileSync(bin, ["100000"], { encoding: "utf8" }).trimEnd());
+  } catch (e) {
+    console.log(`(uprobe micro benchmark not run: ${(e as Error).message.split("\n")[0]})`);
+  }
+}
+
 async function main(): Promise<void> {
+  uprobeCost();
   const dir = mkdtempSync(join(tmpdir(), `kalman-bench-tls-${process.pid}-`));
   const cert = join(dir, "cert.pem");
   const key = join(dir, "key.pem");
@@ -103,7 +118,7 @@ async function main(): Promise<void> {
 }
 
 async function endpoint(url: string, port: number): Promise<void> {
-  const modes: Mode[] = ["no tracer", "tracer, TLS off", "tracer, TLS on"];
+  const modes: Mode[] = ["no tracer", "tracer, TLS off", "TLS on, at entries", "tracer, TLS on"];
   const sums = new Map<Mode, { rps: number; lat: number; tls: number }>(
     modes.map((m) => [m, { rps: 0, lat: 0, tls: 0 }]),
   );
@@ -117,7 +132,7 @@ async function endpoint(url: string, port: number): Promise<void> {
       s.lat += r.latencyUs;
       s.tls += r.tlsRecords;
       console.log(
-        `  round ${round + 1} ${mode.padEnd(16)} ${r.rps.toFixed(0).padStart(7)} req/s  avg latency ${r.latencyUs.toFixed(0)} µs  TLS records ${r.tlsRecords}`,
+        `  round ${round + 1} ${mode.padEnd(18)} ${r.rps.toFixed(0).padStart(7)} req/s  avg latency ${r.latencyUs.toFixed(0)} µs  TLS records ${r.tlsRecords}`,
       );
     }
   }
@@ -128,16 +143,19 @@ async function endpoint(url: string, port: number): Promise<void> {
   const none = avg("no tracer");
   const off = avg("tracer, TLS off");
   const on = avg("tracer, TLS on");
+  const entries = avg("TLS on, at entries");
   console.log("means:");
   for (const m of modes) {
     console.log(
-      `  ${m.padEnd(16)} ${avg(m).rps.toFixed(0).padStart(7)} req/s  avg latency ${avg(m).lat.toFixed(0)} µs`,
+      `  ${m.padEnd(18)} ${avg(m).rps.toFixed(0).padStart(7)} req/s  avg latency ${avg(m).lat.toFixed(0)} µs`,
     );
   }
   console.log(`throughput ratio TLS on / TLS off (uprobes alone): ${(on.rps / off.rps).toFixed(3)}`);
+  console.log(`  the same with probes at the entries (before):  ${(entries.rps / off.rps).toFixed(3)}`);
   console.log(`throughput ratio TLS on / no tracer:               ${(on.rps / none.rps).toFixed(3)}`);
   console.log(`added latency per request, TLS on vs off: ${(on.lat - off.lat).toFixed(1)} µs (wrk average)`);
   console.log(`added time per request at saturation: ${(1e6 / on.rps - 1e6 / off.rps).toFixed(2)} µs (1/throughput)`);
+  console.log(`  the same with probes at the entries (before): ${(1e6 / entries.rps - 1e6 / off.rps).toFixed(2)} µs`);
   console.log(
     `TLS plaintext records per request: ${(on.tls / (on.rps * SECONDS)).toFixed(2)} (request + response, both ends)`,
   );
