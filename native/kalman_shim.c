@@ -715,6 +715,42 @@ int kl_tls_attach_openssl(kl_tracer *t, const char *path, int entries, char *msg
 	return target;
 }
 
+/*
+ * Where a Go function's entry probe goes: on the jbe of its stack check (emulated; the registers
+ * still hold the arguments), else at offset 0 (single-stepped). Go functions begin with
+ * `cmp 0x10(%r14),%rsp` or `lea -N(%rsp),%r12; cmp 0x10(%r14),%r12`, then jbe to morestack.
+ */
+static size_t go_entry_offset(const char *path, const char *func)
+{
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	struct code *c = calloc(1, sizeof(*c));
+	size_t off = 0;
+	if (elf && c && code_of(elf, fd, func, c) && c->n >= 16) {
+		const uint8_t *b = c->b;
+		size_t cmp = 0;
+		if (b[0] == 0x49 && b[1] == 0x3b && b[2] == 0x66 && b[3] == 0x10)
+			cmp = 4; /* cmp 0x10(%r14),%rsp */
+		else if (b[0] == 0x4c && b[1] == 0x8d && b[2] == 0x64 && b[3] == 0x24 && b[5] == 0x4d && b[6] == 0x3b &&
+			 b[7] == 0x66 && b[8] == 0x10)
+			cmp = 9; /* lea disp8(%rsp),%r12; cmp 0x10(%r14),%r12 */
+		else if (b[0] == 0x4c && b[1] == 0x8d && b[2] == 0xa4 && b[3] == 0x24 && b[8] == 0x4d && b[9] == 0x3b &&
+			 b[10] == 0x66 && b[11] == 0x10)
+			cmp = 12; /* lea disp32(%rsp),%r12; cmp 0x10(%r14),%r12 */
+		if (cmp && (b[cmp] == 0x76 || (b[cmp] == 0x0f && b[cmp + 1] == 0x86)))
+			off = cmp;
+	}
+	free(c);
+	if (elf)
+		elf_end(elf);
+	close(fd);
+	return off;
+}
+
 int kl_tls_attach_go(kl_tracer *t, const char *path, const uint32_t *write_rets, int nwrite, const uint32_t *read_rets,
 		     int nread, char *err, int errlen)
 {
@@ -729,9 +765,9 @@ int kl_tls_attach_go(kl_tracer *t, const char *path, const uint32_t *write_rets,
 		return target;
 	}
 	const char *wfn = "crypto/tls.(*Conn).Write", *rfn = "crypto/tls.(*Conn).Read";
-	int rc = probe(t, target, "go_tls_write_enter", path, wfn, 0, 0, 0, err, errlen);
+	int rc = probe(t, target, "go_tls_write_enter", path, wfn, go_entry_offset(path, wfn), 0, 0, err, errlen);
 	if (rc == 0)
-		rc = probe(t, target, "go_tls_read_enter", path, rfn, 0, 0, 0, err, errlen);
+		rc = probe(t, target, "go_tls_read_enter", path, rfn, go_entry_offset(path, rfn), 0, 0, err, errlen);
 	for (int i = 0; rc == 0 && i < nwrite; i++)
 		rc = probe(t, target, "go_tls_return", path, wfn, write_rets[i], 0, 0, err, errlen);
 	for (int i = 0; rc == 0 && i < nread; i++)
