@@ -5,7 +5,7 @@
 // (rounds interleaved). Prints throughput, the ratio on/off and the added latency per request.
 // First prints what one uprobe / uretprobe hit costs here (native/build/kl_uprobe_cost).
 import { execFile, execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -79,12 +79,37 @@ async function measure(mode: Mode, url: string, port: number): Promise<WrkResult
   try {
     const r = await wrk(url);
     drain();
+    const foreign = foreignTlsPrograms();
+    if (foreign)
+      console.log(`  (${mode}: ${foreign} TLS uprobe programs of other tracers loaded: their traps count too)`);
     const s = tracer.stats();
     if (s.lostRingFull) console.log(`  (${mode}: ${s.lostRingFull} records lost, ring full)`);
     return { ...r, tlsRecords };
   } finally {
     clearInterval(timer);
     tracer.close();
+  }
+}
+
+/** TLS uprobe programs loaded by other processes (their breakpoints in libssl cost nginx and wrk too). */
+function foreignTlsPrograms(): number {
+  const mine = new Set<number>();
+  for (const fd of readdirSync("/proc/self/fdinfo")) {
+    try {
+      const m = /prog_id:\s+(\d+)/.exec(readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"));
+      if (m) mine.add(Number(m[1]));
+    } catch {
+      // closed meanwhile
+    }
+  }
+  try {
+    const progs = JSON.parse(execFileSync("bpftool", ["prog", "show", "-j"], { encoding: "utf8" })) as Array<{
+      id: number;
+      name?: string;
+    }>;
+    return progs.filter((p) => /^ssl_(read|write)/.test(p.name ?? "") && !mine.has(p.id)).length;
+  } catch {
+    return 0;
   }
 }
 
