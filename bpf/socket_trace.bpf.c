@@ -527,6 +527,9 @@ static __always_inline bool fd_still(__u32 fd, __u64 sk)
 static __always_inline void tls_bind(__u64 ssl, __u64 sk, __u32 fd)
 {
 	struct ssl_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .ssl = ssl};
+	struct ssl_sock *known = bpf_map_lookup_elem(&ssl_socks, &key);
+	if (known && known->sk == sk && known->fd == fd)
+		return; /* the usual case: an update per call would cost an LRU update per call */
 	struct ssl_sock val = {.sk = sk, .fd = fd};
 	bpf_map_update_elem(&ssl_socks, &key, &val, BPF_ANY);
 }
@@ -1185,8 +1188,9 @@ static __always_inline int tls_exit(long ret)
 	cp->active = 0;
 	__u64 bytes;
 	if (c.len_ptr) {
-		/* SSL_read_ex / SSL_write_ex: 1 on success, the count in *readbytes / *written */
-		if (ret != 1 || bpf_probe_read_user(&bytes, sizeof(bytes), (void *)c.len_ptr))
+		/* SSL_read_ex / SSL_write_ex (or the internal function behind them): > 0 on success,
+		 * the count in *readbytes / *written */
+		if (ret <= 0 || bpf_probe_read_user(&bytes, sizeof(bytes), (void *)c.len_ptr))
 			return 0;
 	} else {
 		if (ret <= 0)
@@ -1254,9 +1258,7 @@ static __always_inline int tls_exit(long ret)
 		}
 		return 0;
 	}
-	tls_bind(c.ssl, a.sk, a.fd);
-	if (c.sk)
-		mark_tls(a.sk);
+	tls_bind(c.ssl, a.sk, a.fd); /* (a syscall inside the call marked its socket TLS already) */
 	count_tls(KL_TLS_CNT_PLAINTEXT);
 	emit_data(cfg, s, &a, bytes, cap, 0, 0, 0, KL_F_TLS);
 	return 0;

@@ -456,7 +456,8 @@ static int probe(kl_tracer *t, int target, const char *prog_name, const char *pa
 		int rc = -errno;
 		if (optional && rc == -ENOENT)
 			return 0;
-		set_err(err, errlen, 2, "%s %s+%zu in %s: %s", retprobe ? "uretprobe" : "uprobe", func, offset, path,
+		set_err(err, errlen, 2, "%s %s+%zu in %s: %s", retprobe ? "uretprobe" : "uprobe", func ? func : "file offset",
+			offset, path,
 			strerror(-rc));
 		return rc;
 	}
@@ -476,34 +477,278 @@ int kl_tls_detach(kl_tracer *t, int target)
 	return 0;
 }
 
-int kl_tls_attach_openssl(kl_tracer *t, const char *path, char *err, int errlen)
+/* ---- where the OpenSSL probes go ----------------------------------------------------------
+ * A breakpoint's cost depends on the instruction under it. x86 emulates a few (push reg,
+ * call/jmp, 5-byte nop) and single-steps the others out of line: a second trap (#DB), which
+ * under KVM is a VM exit. Measured here (native/bench/uprobe_cost.c): ~0.65 µs against ~9 µs.
+ * A uretprobe breaks at the function entry too. Debian's OpenSSL 3 starts SSL_read/SSL_write
+ * with `sub $N,%rsp` (single-stepped), but SSL_read_ex only passes its arguments on to an
+ * internal function (ssl_read_internal) that starts with `push`, and SSL_read calls it too:
+ * probing that one function catches both calls, with the _ex arguments and return.
+ */
+
+struct code {
+	uint64_t vaddr; /* of b[0] */
+	uint64_t file_off;
+	size_t n;
+	uint8_t b[4096];
+};
+
+static int find_sym(Elf *elf, const char *name, GElf_Sym *out)
+{
+	Elf_Scn *scn = NULL;
+	while ((scn = elf_nextscn(elf, scn)) != NULL) {
+		GElf_Shdr sh;
+		if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM) || !sh.sh_entsize)
+			continue;
+		Elf_Data *d = elf_getdata(scn, NULL);
+		size_t count = d ? sh.sh_size / sh.sh_entsize : 0;
+		for (size_t i = 0; i < count; i++) {
+			GElf_Sym sym;
+			if (!gelf_getsym(d, (int)i, &sym) || GELF_ST_TYPE(sym.st_info) != STT_FUNC || !sym.st_value)
+				continue;
+			const char *sname = elf_strptr(elf, sh.sh_link, sym.st_name);
+			if (sname && strcmp(sname, name) == 0) {
+				*out = sym;
+				return 1;
+			}
+		}
+	}
+	return 0;
+}
+
+/*
+ * Up to `len` bytes of code at a virtual address (within one executable section), read from the
+ * file: a read-only mapping of it would show the int3 of uprobes already attached (the kernel
+ * puts them in every private file mapping that may execute, libelf's own included).
+ */
+static int code_at(Elf *elf, int fd, uint64_t vaddr, size_t len, struct code *c)
+{
+	Elf_Scn *scn = NULL;
+	while ((scn = elf_nextscn(elf, scn)) != NULL) {
+		GElf_Shdr sh;
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS || !(sh.sh_flags & SHF_EXECINSTR))
+			continue;
+		if (vaddr < sh.sh_addr || vaddr >= sh.sh_addr + sh.sh_size)
+			continue;
+		uint64_t at = vaddr - sh.sh_addr;
+		size_t n = len < sizeof(c->b) ? len : sizeof(c->b);
+		if (n > sh.sh_size - at)
+			n = sh.sh_size - at;
+		ssize_t got = pread(fd, c->b, n, (off_t)(sh.sh_offset + at));
+		if (got <= 0)
+			return 0;
+		c->vaddr = vaddr;
+		c->file_off = sh.sh_offset + at;
+		c->n = (size_t)got;
+		return 1;
+	}
+	return 0;
+}
+
+static int code_of(Elf *elf, int fd, const char *name, struct code *c)
+{
+	GElf_Sym sym;
+	return find_sym(elf, name, &sym) && code_at(elf, fd, sym.st_value, sym.st_size ? sym.st_size : 64, c);
+}
+
+/* The first instruction is one x86 uprobes emulate (no single step). */
+static int cheap_entry(const struct code *c)
+{
+	const uint8_t *b = c->b;
+	if (c->n >= 1 && b[0] >= 0x50 && b[0] <= 0x57)
+		return 1; /* push %rax..%rdi */
+	if (c->n >= 2 && b[0] == 0x41 && b[1] >= 0x50 && b[1] <= 0x57)
+		return 1; /* push %r8..%r15 */
+	if (c->n >= 5 && (b[0] == 0xe8 || b[0] == 0xe9))
+		return 1; /* call / jmp rel32 */
+	if (c->n >= 5 && b[0] == 0x0f && b[1] == 0x1f && b[2] == 0x44 && b[3] == 0 && b[4] == 0)
+		return 1; /* nop5 */
+	return 0;
+}
+
+static int32_t rel32(const uint8_t *p)
+{
+	return (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+}
+
+/*
+ * The function only adjusts its stack and calls another with its own arguments: the callee's
+ * address, or 0. Accepted before the call: endbr64, sub $imm,%rsp, push reg (none writes
+ * rdi/rsi/rdx/rcx); anything else is not understood.
+ */
+static uint64_t passthrough_callee(const struct code *c)
+{
+	const uint8_t *b = c->b;
+	size_t i = 0;
+	for (int insns = 0; insns < 8 && i < c->n; insns++) {
+		size_t left = c->n - i;
+		if (left >= 5 && b[i] == 0xe8)
+			return c->vaddr + i + 5 + (uint64_t)(int64_t)rel32(b + i + 1);
+		if (left >= 4 && b[i] == 0xf3 && b[i + 1] == 0x0f && b[i + 2] == 0x1e && b[i + 3] == 0xfa)
+			i += 4;
+		else if (left >= 4 && b[i] == 0x48 && b[i + 1] == 0x83 && b[i + 2] == 0xec)
+			i += 4;
+		else if (left >= 7 && b[i] == 0x48 && b[i + 1] == 0x81 && b[i + 2] == 0xec)
+			i += 7;
+		else if (b[i] >= 0x50 && b[i] <= 0x57)
+			i += 1;
+		else if (left >= 2 && b[i] == 0x41 && b[i + 1] >= 0x50 && b[i + 1] <= 0x57)
+			i += 2;
+		else
+			return 0;
+	}
+	return 0;
+}
+
+/* The function calls (or jumps to) `target` directly somewhere in its body. */
+static int reaches(const struct code *c, uint64_t target)
+{
+	for (size_t i = 0; i + 5 <= c->n; i++)
+		if ((c->b[i] == 0xe8 || c->b[i] == 0xe9) && c->vaddr + i + 5 + (uint64_t)(int64_t)rel32(c->b + i + 1) == target)
+			return 1;
+	return 0;
+}
+
+struct tls_probe_point {
+	const char *func; /* symbol, or NULL: file_off */
+	uint64_t file_off;
+	const char *entry; /* program at the entry (a uretprobe ssl_exit goes with it) */
+};
+
+/* One direction (read or write): the plain and _ex functions, or their shared internal callee. */
+static int plan_direction(Elf *elf, int fd, int entries, const char *plain, const char *ex, const char *plain_prog,
+			  const char *ex_prog, struct tls_probe_point *out, char *desc, size_t desclen)
+{
+	struct code *codes = calloc(3, sizeof(struct code)); /* 4 KiB each */
+	if (!codes)
+		return -ENOMEM;
+	struct code *cp = &codes[0], *ce = &codes[1], *ci = &codes[2];
+	int have_plain = code_of(elf, fd, plain, cp);
+	int have_ex = code_of(elf, fd, ex, ce);
+	int n = 0;
+	uint64_t callee = !entries && have_ex && !cheap_entry(ce) ? passthrough_callee(ce) : 0;
+	if (callee && code_at(elf, fd, callee, 16, ci) && cheap_entry(ci)) {
+		out[n++] = (struct tls_probe_point){.file_off = ci->file_off, .entry = ex_prog};
+		if (have_plain && !reaches(cp, callee)) {
+			out[n++] = (struct tls_probe_point){.func = plain, .entry = plain_prog};
+			snprintf(desc, desclen, "%s via 0x%llx, %s%s", ex, (unsigned long long)callee, plain,
+				 cheap_entry(cp) ? "" : " (single-stepped)");
+		} else {
+			snprintf(desc, desclen, "%s%s%s via 0x%llx", have_plain ? plain : "", have_plain ? "+" : "", ex,
+				 (unsigned long long)callee);
+		}
+	} else {
+		if (have_plain)
+			out[n++] = (struct tls_probe_point){.func = plain, .entry = plain_prog};
+		if (have_ex)
+			out[n++] = (struct tls_probe_point){.func = ex, .entry = ex_prog};
+		int slow = (have_plain && !cheap_entry(cp)) || (have_ex && !cheap_entry(ce));
+		snprintf(desc, desclen, "%s%s%s%s", have_plain ? plain : "", have_plain && have_ex ? "+" : "",
+			 have_ex ? ex : (have_plain ? "" : "none"), slow ? " (single-stepped)" : "");
+	}
+	free(codes);
+	return n;
+}
+
+/* Probe points of an OpenSSL binary: 1 to 4, or -errno. `desc` says which (for the log). */
+static int plan_openssl(const char *path, int entries, struct tls_probe_point *out, char *desc, size_t desclen)
+{
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -EINVAL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (!elf) {
+		close(fd);
+		return -ENOEXEC;
+	}
+	char rd[160], wr[160];
+	int nr = plan_direction(elf, fd, entries, "SSL_read", "SSL_read_ex", "ssl_read_enter", "ssl_read_ex_enter", out, rd,
+				sizeof(rd));
+	int nw = nr < 0 ? nr
+			: plan_direction(elf, fd, entries, "SSL_write", "SSL_write_ex", "ssl_write_enter",
+					 "ssl_write_ex_enter", out + nr, wr, sizeof(wr));
+	int n = nr < 0 ? nr : nw < 0 ? nw : nr + nw;
+	if (n >= 0)
+		snprintf(desc, desclen, "%s; %s", rd, wr);
+	elf_end(elf);
+	close(fd);
+	return n;
+}
+
+int kl_tls_attach_openssl(kl_tracer *t, const char *path, int entries, char *msg, int msglen)
 {
 	log_reset();
-	static const struct {
-		const char *func, *entry;
-		int optional;
-	} fns[] = {
-		{"SSL_write", "ssl_write_enter", 0},
-		{"SSL_read", "ssl_read_enter", 0},
-		{"SSL_write_ex", "ssl_write_ex_enter", 1}, /* OpenSSL >= 1.1.1 */
-		{"SSL_read_ex", "ssl_read_ex_enter", 1},
-	};
-	int target = target_alloc(t, 8);
+	struct tls_probe_point pts[4];
+	char desc[400];
+	int n = plan_openssl(path, entries, pts, desc, sizeof(desc));
+	if (n < 0) {
+		set_err(msg, msglen, 0, "%s: %s", path, strerror(-n));
+		return n;
+	}
+	int has_read = 0, has_write = 0;
+	for (int i = 0; i < n; i++) {
+		has_read |= strstr(pts[i].entry, "read") != NULL;
+		has_write |= strstr(pts[i].entry, "write") != NULL;
+	}
+	if (!has_read || !has_write) {
+		set_err(msg, msglen, 0, "no SSL_read/SSL_write in %s", path);
+		return -ENOENT;
+	}
+	int target = target_alloc(t, 2 * n);
 	if (target < 0) {
-		set_err(err, errlen, 0, "too many TLS targets (%d)", KL_MAX_TLS_TARGETS);
+		set_err(msg, msglen, 0, "too many TLS targets (%d)", KL_MAX_TLS_TARGETS);
 		return target;
 	}
-	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
-		int before = t->targets[target].nlinks;
-		int rc = probe(t, target, fns[i].entry, path, fns[i].func, 0, 0, fns[i].optional, err, errlen);
-		if (rc == 0 && t->targets[target].nlinks > before)
-			rc = probe(t, target, "ssl_exit", path, fns[i].func, 0, 1, 0, err, errlen);
+	for (int i = 0; i < n; i++) {
+		int rc = probe(t, target, pts[i].entry, path, pts[i].func, pts[i].file_off, 0, 0, msg, msglen);
+		if (rc == 0)
+			rc = probe(t, target, "ssl_exit", path, pts[i].func, pts[i].file_off, 1, 0, msg, msglen);
 		if (rc < 0) {
 			kl_tls_detach(t, target);
 			return rc;
 		}
 	}
+	snprintf(msg, (size_t)msglen, "%s", desc);
 	return target;
+}
+
+/*
+ * Where a Go function's entry probe goes: on the jbe of its stack check (emulated; the registers
+ * still hold the arguments), else at offset 0 (single-stepped). Go functions begin with
+ * `cmp 0x10(%r14),%rsp` or `lea -N(%rsp),%r12; cmp 0x10(%r14),%r12`, then jbe to morestack.
+ */
+static size_t go_entry_offset(const char *path, const char *func)
+{
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	struct code *c = calloc(1, sizeof(*c));
+	size_t off = 0;
+	if (elf && c && code_of(elf, fd, func, c) && c->n >= 16) {
+		const uint8_t *b = c->b;
+		size_t cmp = 0;
+		if (b[0] == 0x49 && b[1] == 0x3b && b[2] == 0x66 && b[3] == 0x10)
+			cmp = 4; /* cmp 0x10(%r14),%rsp */
+		else if (b[0] == 0x4c && b[1] == 0x8d && b[2] == 0x64 && b[3] == 0x24 && b[5] == 0x4d && b[6] == 0x3b &&
+			 b[7] == 0x66 && b[8] == 0x10)
+			cmp = 9; /* lea disp8(%rsp),%r12; cmp 0x10(%r14),%r12 */
+		else if (b[0] == 0x4c && b[1] == 0x8d && b[2] == 0xa4 && b[3] == 0x24 && b[8] == 0x4d && b[9] == 0x3b &&
+			 b[10] == 0x66 && b[11] == 0x10)
+			cmp = 12; /* lea disp32(%rsp),%r12; cmp 0x10(%r14),%r12 */
+		if (cmp && (b[cmp] == 0x76 || (b[cmp] == 0x0f && b[cmp + 1] == 0x86)))
+			off = cmp;
+	}
+	free(c);
+	if (elf)
+		elf_end(elf);
+	close(fd);
+	return off;
 }
 
 int kl_tls_attach_go(kl_tracer *t, const char *path, const uint32_t *write_rets, int nwrite, const uint32_t *read_rets,
@@ -520,9 +765,9 @@ int kl_tls_attach_go(kl_tracer *t, const char *path, const uint32_t *write_rets,
 		return target;
 	}
 	const char *wfn = "crypto/tls.(*Conn).Write", *rfn = "crypto/tls.(*Conn).Read";
-	int rc = probe(t, target, "go_tls_write_enter", path, wfn, 0, 0, 0, err, errlen);
+	int rc = probe(t, target, "go_tls_write_enter", path, wfn, go_entry_offset(path, wfn), 0, 0, err, errlen);
 	if (rc == 0)
-		rc = probe(t, target, "go_tls_read_enter", path, rfn, 0, 0, 0, err, errlen);
+		rc = probe(t, target, "go_tls_read_enter", path, rfn, go_entry_offset(path, rfn), 0, 0, err, errlen);
 	for (int i = 0; rc == 0 && i < nwrite; i++)
 		rc = probe(t, target, "go_tls_return", path, wfn, write_rets[i], 0, 0, err, errlen);
 	for (int i = 0; rc == 0 && i < nread; i++)
@@ -588,26 +833,11 @@ int kl_elf_symbol(const char *path, const char *name, uint64_t *addr, uint64_t *
 	if (fd < 0)
 		return -errno;
 	Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	int found = elf ? 0 : -ENOEXEC;
-	Elf_Scn *scn = NULL;
-	while (elf && !found && (scn = elf_nextscn(elf, scn)) != NULL) {
-		GElf_Shdr sh;
-		if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM) || !sh.sh_entsize)
-			continue;
-		Elf_Data *d = elf_getdata(scn, NULL);
-		size_t count = d ? sh.sh_size / sh.sh_entsize : 0;
-		for (size_t i = 0; i < count; i++) {
-			GElf_Sym sym;
-			if (!gelf_getsym(d, (int)i, &sym) || GELF_ST_TYPE(sym.st_info) != STT_FUNC || !sym.st_value)
-				continue;
-			const char *sname = elf_strptr(elf, sh.sh_link, sym.st_name);
-			if (sname && strcmp(sname, name) == 0) {
-				*addr = sym.st_value;
-				*size = sym.st_size;
-				found = 1;
-				break;
-			}
-		}
+	GElf_Sym sym;
+	int found = !elf ? -ENOEXEC : find_sym(elf, name, &sym);
+	if (found == 1) {
+		*addr = sym.st_value;
+		*size = sym.st_size;
 	}
 	if (elf)
 		elf_end(elf);

@@ -57,8 +57,13 @@ void kl_capture_close(kl_capture *c);
 /* ---- TLS plaintext (uprobes) ---- */
 /* Before load: on = 0 leaves the TLS programs unloaded (no uprobes, no exec notifications). */
 int kl_tracer_set_tls(kl_tracer *t, int on);
-/* Attaches the OpenSSL probes to a library or executable; returns a target id >= 0 or -errno. */
-int kl_tls_attach_openssl(kl_tracer *t, const char *path, char *err, int errlen);
+/*
+ * Attaches the OpenSSL probes to a library or executable; returns a target id >= 0 or -errno.
+ * `msg` gets the error, or on success where the probes went (entries, or the internal function
+ * SSL_x and SSL_x_ex share when its first instruction is cheaper to break on). entries = 1: the
+ * exported functions' entries whatever they cost (for comparisons).
+ */
+int kl_tls_attach_openssl(kl_tracer *t, const char *path, int entries, char *msg, int msglen);
 /* Attaches Go crypto/tls probes: entries by symbol, returns at the given offsets from each function's start. */
 int kl_tls_attach_go(kl_tracer *t, const char *path, const uint32_t *write_rets, int nwrite, const uint32_t *read_rets,
 		     int nread, char *err, int errlen);

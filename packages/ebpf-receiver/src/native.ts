@@ -32,7 +32,7 @@ export interface Shim {
   progIds(t: unknown, out: Uint32Array, n: number): number;
   destroy(t: unknown): void;
   setTls(t: unknown, on: number): number;
-  tlsAttachOpenssl(t: unknown, path: string, err: Buffer, errLen: number): number;
+  tlsAttachOpenssl(t: unknown, path: string, entries: number, err: Buffer, errLen: number): number;
   tlsAttachGo(
     t: unknown,
     path: string,
@@ -72,7 +72,7 @@ export function loadShim(path = nativePaths().shim): Shim {
     progIds: lib.func("kl_tracer_prog_ids", "int", [tracer, "void *", "int"]),
     destroy: lib.func("kl_tracer_destroy", "void", [tracer]),
     setTls: lib.func("kl_tracer_set_tls", "int", [tracer, "int"]),
-    tlsAttachOpenssl: lib.func("kl_tls_attach_openssl", "int", [tracer, "str", "void *", "int"]),
+    tlsAttachOpenssl: lib.func("kl_tls_attach_openssl", "int", [tracer, "str", "int", "void *", "int"]),
     tlsAttachGo: lib.func("kl_tls_attach_go", "int", [
       tracer,
       "str",

@@ -11,6 +11,12 @@ export interface TlsTarget {
   kind: "openssl" | "go";
   /** Processes seen mapping it (empty for the system libssl, kept until close). */
   pids: number[];
+  /**
+   * Where the OpenSSL probes went, e.g. "SSL_read+SSL_read_ex via 0x352d0; ..." (an internal
+   * function both call, whose first instruction the kernel emulates) or "SSL_read+SSL_read_ex"
+   * (their entries; "(single-stepped)" when that costs a second trap per call).
+   */
+  probes?: string;
 }
 
 const ERR_LEN = 2048;
@@ -32,6 +38,7 @@ interface Entry {
   kind: "openssl" | "go";
   pids: Set<number>;
   pinned: boolean;
+  probes?: string;
 }
 
 /** Device and inode of a mapped file as "major:minor:inode" (the same key from /proc maps and from stat). */
@@ -73,6 +80,8 @@ export class TlsTargets {
     private readonly selfPid: number,
     /** Only these processes (empty: all). */
     private readonly onlyPids: ReadonlySet<number>,
+    /** "entry": OpenSSL probes on the exported functions' entries, whatever they cost (for comparisons). */
+    private readonly probeAt: "cheapest" | "entry" = "cheapest",
   ) {}
 
   /** Attaches to the system libssl and to every running process's TLS binaries, then follows exec. */
@@ -111,7 +120,12 @@ export class TlsTargets {
   }
 
   list(): TlsTarget[] {
-    return [...this.targets.values()].map((t) => ({ path: t.path, kind: t.kind, pids: [...t.pids] }));
+    return [...this.targets.values()].map((t) => ({
+      path: t.path,
+      kind: t.kind,
+      pids: [...t.pids],
+      ...(t.probes ? { probes: t.probes } : {}),
+    }));
   }
 
   /** Attach failures by reason. */
@@ -205,7 +219,7 @@ export class TlsTargets {
 
   private consider(key: string, path: string, kind: "openssl", pid: number, pinned: boolean): void {
     if (this.targets.has(key) || this.rejected.has(key)) return;
-    const id = this.shim.tlsAttachOpenssl(this.handle, path, this.err, ERR_LEN);
+    const id = this.shim.tlsAttachOpenssl(this.handle, path, this.probeAt === "entry" ? 1 : 0, this.err, ERR_LEN);
     this.record(key, path, kind, pid, pinned, id);
   }
 
@@ -215,8 +229,10 @@ export class TlsTargets {
       return;
     }
     const entry: Entry = { id, path, kind, pids: new Set(pid && !pinned ? [pid] : []), pinned };
+    // the OpenSSL attach says where its probes went
+    if (kind === "openssl") entry.probes = cString(this.err);
     this.targets.set(key, entry);
-    this.log.info("TLS probes attached", { path, kind });
+    this.log.info("TLS probes attached", { path, kind, ...(entry.probes ? { probes: entry.probes } : {}) });
   }
 
   private reject(key: string): void {

@@ -375,6 +375,40 @@ c.close()`;
     }
   });
 
+  it("Debian's libssl is probed where the kernel emulates the instruction, also while other probes sit in it", async () => {
+    const nginx = await startNginx(
+      `    ssl_certificate ${cert};\n    ssl_certificate_key ${key};\n    location / { return 200 "ok\\n"; }\n`,
+      undefined,
+      { listenSuffix: " ssl" },
+    );
+    const libssl = (t: SocketTracer) =>
+      t.tlsTargets().find((x) => x.kind === "openssl" && /libssl\.so\.3$/.test(x.path))?.probes;
+    // probes at the exported entries put int3s in every mapping of the file that may execute
+    const atEntries = SocketTracer.open({ ports: [nginx.port], closeOnSignals: false, tls: { probeAt: "entry" } });
+    try {
+      expect(libssl(atEntries)).toBe("SSL_read+SSL_read_ex (single-stepped); SSL_write+SSL_write_ex (single-stepped)");
+      const cheapest = SocketTracer.open({ ports: [nginx.port], closeOnSignals: false });
+      try {
+        // OpenSSL 3's SSL_read/SSL_write start with `sub $N,%rsp`; SSL_read_ex passes its arguments to
+        // ssl_read_internal, which SSL_read calls too and which starts with `push`: one probe for both
+        expect(libssl(cheapest)).toMatch(
+          /^SSL_read\+SSL_read_ex via 0x[0-9a-f]+; SSL_write\+SSL_write_ex via 0x[0-9a-f]+$/,
+        );
+      } finally {
+        cheapest.close();
+      }
+      // curl and nginx call SSL_read/SSL_write: seen through the internal functions, both ends
+      const { records } = await observe({ ports: [nginx.port] }, () =>
+        run("curl", ["-sk", `https://127.0.0.1:${nginx.port}/x`, `https://127.0.0.1:${nginx.port}/y`]),
+      );
+      expectTlsExchanges(http(clientSide(records)), nginx.port, ["/x", "/y"]);
+      expectTlsExchanges(http(serverSide(records)), nginx.port, ["/x", "/y"]);
+    } finally {
+      atEntries.close();
+      await nginx.stop();
+    }
+  });
+
   it("tls: false turns the probes off: the same exchange yields no TLS record", async () => {
     const nginx = await startNginx(
       `    ssl_certificate ${cert};\n    ssl_certificate_key ${key};\n    location / { return 200 "ok\\n"; }\n`,
