@@ -53,7 +53,7 @@ const ODD_VALUES: Record<string, unknown> = {
 function readableSpans(): ReadableSpan[] {
   const converter = new SpanConverter({ hostName: "h", env: {} });
   const a = service("frontend", { "process.pid": 10, "container.id": "c".repeat(64) });
-  const b = service("api ✓", { "process.pid": 11, list: ["x", "y"] });
+  const b = service("api ✓", { "process.pid": 11, list: ["x", "y"] as never });
   const trace = newTraceId();
   const spans = [
     makeSpan({ service: a, traceId: trace, kind: "server", attributes: { "http.request.method": "GET" } }),
