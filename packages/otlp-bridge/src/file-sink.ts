@@ -30,7 +30,7 @@ export class OtlpJsonFileSink extends BatchingSink {
   }
 
   protected send(batch: ReadableSpan[]): Promise<SendResult> {
-    return this.file.writeLine(tracesJson(batch));
+    return this.file.write(tracesJson(batch));
   }
 
   protected async closeTransport(): Promise<void> {

@@ -44,17 +44,6 @@ export class JsonLinesFile {
     }
   }
 
-  /** Appends one JSON request given as text (the newline is added here). */
-  async writeLine(json: string): Promise<SendResult> {
-    if (json.length === 0) return { ok: true };
-    try {
-      await this.file.append(Buffer.from(`${json}\n`));
-      return { ok: true };
-    } catch (error) {
-      return { ok: false, error, retryable: true };
-    }
-  }
-
   sync(): Promise<void> {
     return this.file.sync();
   }

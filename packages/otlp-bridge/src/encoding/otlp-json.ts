@@ -1,104 +1,186 @@
-// OTLP-JSON requests (the Collector file exporter's lines) from ReadableSpans and ReadableLogRecords,
-// character for character what @opentelemetry/otlp-transformer's JsonTraceSerializer and
+// OTLP-JSON requests (the Collector file exporter's lines) from ReadableSpans and ReadableLogRecords:
+// byte for byte the UTF-8 that @opentelemetry/otlp-transformer's JsonTraceSerializer and
 // JsonLogsSerializer produce (JSON.stringify of the request object they build), written straight
-// into one string: attribute keys, resources and the scope are encoded once. Spans with events,
-// links or a trace state go through the official serializer.
+// into a reused buffer, with attribute keys, resources and the scope encoded once. Spans with
+// events, links or a trace state go through the official serializer.
 import type { InstrumentationScope } from "@opentelemetry/core";
 import { JsonLogsSerializer, JsonTraceSerializer } from "@opentelemetry/otlp-transformer";
 import type { Resource } from "@opentelemetry/resources";
 import type { ReadableLogRecord } from "@opentelemetry/sdk-logs";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
+import { JsonWriter, literal } from "./json-writer.js";
 
 const MAX_CACHED_KEYS = 4096;
-/** Characters JSON.stringify escapes (control characters, quote, backslash, lone surrogates). */
-const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+const COMMA = 44;
+const CLOSE_BRACE = 125;
+const CLOSE_BRACKET = 93;
+const OPEN_BRACKET = 91;
 
 type Attrs = Record<string, unknown>;
 
-const keyPrefixes = new Map<string, string>();
-const resources = new WeakMap<Resource, { resource: string; tail: string }>();
-const scopes = new WeakMap<InstrumentationScope, { scope: string; tail: string }>();
-const decoder = new TextDecoder();
+const keyPrefixes = new Map<string, Uint8Array>();
+const resources = new WeakMap<Resource, { resource: Uint8Array; tail: Uint8Array }>();
+const scopes = new WeakMap<InstrumentationScope, { scope: Uint8Array; tail: Uint8Array }>();
 
-/** A JSON string literal, as JSON.stringify writes it. */
-export function quote(s: string): string {
-  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
-}
+const L = {
+  key: literal(`{"key":`),
+  value: literal(`,"value":`),
+  stringValue: literal(`{"stringValue":`),
+  intValue: literal(`{"intValue":`),
+  doubleValue: literal(`{"doubleValue":`),
+  boolTrue: literal(`{"boolValue":true}`),
+  boolFalse: literal(`{"boolValue":false}`),
+  bytesValue: literal(`{"bytesValue":`),
+  arrayValue: literal(`{"arrayValue":{"values":[`),
+  kvlistValue: literal(`{"kvlistValue":{"values":`),
+  empty: literal("{}"),
+  closeArrayValue: literal("]}}"),
+  closeTwo: literal("}}"),
+  resource: literal(`{"resource":`),
+  scope: literal(`{"scope":`),
+  traceId: literal(`{"traceId":`),
+  spanId: literal(`,"spanId":`),
+  parentSpanId: literal(`,"parentSpanId":`),
+  name: literal(`,"name":`),
+  kind: literal(`,"kind":`),
+  start: literal(`,"startTimeUnixNano":`),
+  end: literal(`,"endTimeUnixNano":`),
+  attributes: literal(`,"attributes":`),
+  droppedAttributes: literal(`,"droppedAttributesCount":`),
+  events: literal(`,"events":[]`),
+  droppedEvents: literal(`,"droppedEventsCount":`),
+  status: literal(`,"status":{"code":`),
+  message: literal(`,"message":`),
+  links: literal(`},"links":[]`),
+  droppedLinks: literal(`,"droppedLinksCount":`),
+  flags: literal(`,"flags":`),
+  time: literal(`{"timeUnixNano":`),
+  observed: literal(`,"observedTimeUnixNano":`),
+  severityNumber: literal(`,"severityNumber":`),
+  severityText: literal(`,"severityText":`),
+  body: literal(`,"body":`),
+  eventName: literal(`,"eventName":`),
+  logTraceId: literal(`,"traceId":`),
+} as const;
 
-function keyPrefix(key: string): string {
-  const hit = keyPrefixes.get(key);
-  if (hit !== undefined) return hit;
-  const prefix = `{"key":${quote(key)},"value":`;
-  if (keyPrefixes.size < MAX_CACHED_KEYS) keyPrefixes.set(key, prefix);
-  return prefix;
+function keyPrefix(w: JsonWriter, key: string): void {
+  let prefix = keyPrefixes.get(key);
+  if (!prefix) {
+    const k = new JsonWriter(64);
+    k.raw(L.key);
+    k.string(key);
+    k.raw(L.value);
+    prefix = k.finish();
+    if (keyPrefixes.size < MAX_CACHED_KEYS) keyPrefixes.set(key, prefix);
+  }
+  w.raw(prefix);
 }
 
 /** `[{"key":...,"value":{...}},...]`: toAttributes() of the transformer, stringified. */
-export function jsonAttributes(attributes: Attrs): string {
-  let out = "[";
-  let first = true;
-  for (const key of Object.keys(attributes)) {
-    out += `${first ? "" : ","}${keyPrefix(key)}${jsonAnyValue(attributes[key])}}`;
-    first = false;
+function writeAttributes(w: JsonWriter, attributes: Attrs): void {
+  w.char(OPEN_BRACKET);
+  const keys = Object.keys(attributes);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string;
+    if (i) w.char(COMMA);
+    keyPrefix(w, key);
+    writeAnyValue(w, attributes[key]);
+    w.char(CLOSE_BRACE);
   }
-  return `${out}]`;
+  w.char(CLOSE_BRACKET);
 }
 
-export function jsonAnyValue(value: unknown): string {
+function writeAnyValue(w: JsonWriter, value: unknown): void {
   switch (typeof value) {
     case "string":
-      return `{"stringValue":${quote(value)}}`;
+      w.raw(L.stringValue);
+      w.string(value);
+      w.char(CLOSE_BRACE);
+      return;
     case "number":
-      return Number.isInteger(value)
-        ? `{"intValue":${String(value)}}`
-        : `{"doubleValue":${Number.isFinite(value) ? String(value) : "null"}}`;
+      w.raw(Number.isInteger(value) ? L.intValue : L.doubleValue);
+      w.number(value);
+      w.char(CLOSE_BRACE);
+      return;
     case "boolean":
-      return value ? `{"boolValue":true}` : `{"boolValue":false}`;
+      w.raw(value ? L.boolTrue : L.boolFalse);
+      return;
   }
-  if (value instanceof Uint8Array) return `{"bytesValue":"${Buffer.from(value).toString("base64")}"}`;
-  if (Array.isArray(value)) {
-    let out = `{"arrayValue":{"values":[`;
-    for (let i = 0; i < value.length; i++) out += `${i ? "," : ""}${jsonAnyValue(value[i])}`;
-    return `${out}]}}`;
-  }
-  if (typeof value === "object" && value !== null) return `{"kvlistValue":{"values":${jsonAttributes(value as Attrs)}}}`;
-  return "{}";
+  if (value instanceof Uint8Array) {
+    w.raw(L.bytesValue);
+    w.string(Buffer.from(value).toString("base64"));
+    w.char(CLOSE_BRACE);
+  } else if (Array.isArray(value)) {
+    w.raw(L.arrayValue);
+    for (let i = 0; i < value.length; i++) {
+      if (i) w.char(COMMA);
+      writeAnyValue(w, value[i]);
+    }
+    w.raw(L.closeArrayValue);
+  } else if (typeof value === "object" && value !== null) {
+    w.raw(L.kvlistValue);
+    writeAttributes(w, value as Attrs);
+    w.raw(L.closeTwo);
+  } else w.raw(L.empty);
 }
 
-/** HrTime as the decimal string of its nanoseconds since the epoch. */
-export function jsonTime(t: readonly [number, number]): string {
+/** HrTime as the quoted decimal string of its nanoseconds since the epoch. */
+function writeTime(w: JsonWriter, t: readonly [number, number]): void {
   const [sec, ns] = t;
-  if (Number.isInteger(sec) && sec > 0 && Number.isInteger(ns) && ns >= 0 && ns < 1e9) {
-    const n = String(ns);
-    return `"${sec}${"000000000".slice(n.length)}${n}"`;
+  if (Number.isInteger(sec) && sec > 0 && sec < 1e15 && Number.isInteger(ns) && ns >= 0 && ns < 1e9) {
+    w.secondsAndNanos(sec, ns);
+  } else {
+    w.string((BigInt(Math.trunc(sec)) * 1_000_000_000n + BigInt(Math.trunc(ns))).toString());
   }
-  return `"${(BigInt(Math.trunc(sec)) * 1_000_000_000n + BigInt(Math.trunc(ns))).toString()}"`;
 }
 
-function resourceJson(resource: Resource): { resource: string; tail: string } {
+function resourceJson(resource: Resource): { resource: Uint8Array; tail: Uint8Array } {
   let hit = resources.get(resource);
   if (!hit) {
-    const schema = resource.schemaUrl ? `,"schemaUrl":${quote(resource.schemaUrl)}` : "";
-    hit = {
-      resource: `{"attributes":${jsonAttributes(resource.attributes ?? {})},"droppedAttributesCount":0${schema}}`,
-      tail: schema,
-    };
+    const w = new JsonWriter(1024);
+    w.text(`{"attributes":`);
+    writeAttributes(w, resource.attributes ?? {});
+    w.text(`,"droppedAttributesCount":0`);
+    const t = new JsonWriter(256);
+    if (resource.schemaUrl) {
+      t.text(`,"schemaUrl":`);
+      t.string(resource.schemaUrl);
+    }
+    const tail = t.finish();
+    w.raw(tail);
+    w.char(CLOSE_BRACE);
+    hit = { resource: w.finish(), tail };
     resources.set(resource, hit);
   }
   return hit;
 }
 
 function scopeJson(scope: InstrumentationScope & { attributes?: Attrs; droppedAttributesCount?: number }): {
-  scope: string;
-  tail: string;
+  scope: Uint8Array;
+  tail: Uint8Array;
 } {
   let hit = scopes.get(scope);
   if (!hit) {
-    let s = `{"name":${quote(scope.name)}`;
-    if (scope.version !== undefined) s += `,"version":${quote(scope.version)}`;
-    if (scope.attributes && Object.keys(scope.attributes).length > 0)
-      s += `,"attributes":${jsonAttributes(scope.attributes)},"droppedAttributesCount":${scope.droppedAttributesCount ?? 0}`;
-    hit = { scope: `${s}}`, tail: scope.schemaUrl !== undefined ? `,"schemaUrl":${quote(scope.schemaUrl)}` : "" };
+    const w = new JsonWriter(256);
+    w.text(`{"name":`);
+    w.string(scope.name);
+    if (scope.version !== undefined) {
+      w.text(`,"version":`);
+      w.string(scope.version);
+    }
+    if (scope.attributes && Object.keys(scope.attributes).length > 0) {
+      w.text(`,"attributes":`);
+      writeAttributes(w, scope.attributes);
+      w.text(`,"droppedAttributesCount":`);
+      w.number(scope.droppedAttributesCount ?? 0);
+    }
+    w.char(CLOSE_BRACE);
+    const t = new JsonWriter(256);
+    if (scope.schemaUrl !== undefined) {
+      t.text(`,"schemaUrl":`);
+      t.string(scope.schemaUrl);
+    }
+    hit = { scope: w.finish(), tail: t.finish() };
     scopes.set(scope, hit);
   }
   return hit;
@@ -145,84 +227,163 @@ function group<T extends Item>(items: readonly T[], scopeKey: ScopeKey): Map<Res
   return byResource;
 }
 
+const traceWriter = new JsonWriter();
+const logWriter = new JsonWriter();
+
 function request<T extends Item>(
+  w: JsonWriter,
   items: readonly T[],
-  outer: "resourceSpans" | "resourceLogs",
-  inner: "scopeSpans" | "scopeLogs",
-  list: "spans" | "logRecords",
-  itemJson: (item: T) => string,
+  names: { outer: Uint8Array; inner: Uint8Array; list: Uint8Array },
+  writeItem: (w: JsonWriter, item: T) => void,
   scopeKey: ScopeKey,
-): string {
-  let out = `{"${outer}":[`;
+): Uint8Array {
+  w.reset();
+  w.raw(names.outer);
   let firstResource = true;
   for (const [resource, byScope] of group(items, scopeKey)) {
     const r = resourceJson(resource);
-    out += `${firstResource ? "" : ","}{"resource":${r.resource},"${inner}":[`;
+    if (!firstResource) w.char(COMMA);
     firstResource = false;
+    w.raw(L.resource);
+    w.raw(r.resource);
+    w.raw(names.inner);
     let firstScope = true;
     for (const entries of byScope.values()) {
       const s = scopeJson((entries[0] as T).instrumentationScope);
-      out += `${firstScope ? "" : ","}{"scope":${s.scope},"${list}":[`;
+      if (!firstScope) w.char(COMMA);
       firstScope = false;
-      for (let i = 0; i < entries.length; i++) out += `${i ? "," : ""}${itemJson(entries[i] as T)}`;
-      out += `]${s.tail}}`;
+      w.raw(L.scope);
+      w.raw(s.scope);
+      w.raw(names.list);
+      for (let i = 0; i < entries.length; i++) {
+        if (i) w.char(COMMA);
+        writeItem(w, entries[i] as T);
+      }
+      w.char(CLOSE_BRACKET);
+      w.raw(s.tail);
+      w.char(CLOSE_BRACE);
     }
-    out += `]${r.tail}}`;
+    w.char(CLOSE_BRACKET);
+    w.raw(r.tail);
+    w.char(CLOSE_BRACE);
   }
-  return `${out}]}`;
+  w.char(CLOSE_BRACKET);
+  w.char(CLOSE_BRACE);
+  return w.finish();
 }
 
-function spanJson(span: ReadableSpan): string {
+function writeSpan(w: JsonWriter, span: ReadableSpan): void {
   const ctx = span.spanContext();
   const parent = span.parentSpanContext;
-  let out = `{"traceId":${quote(ctx.traceId)},"spanId":${quote(ctx.spanId)}`;
-  if (parent?.spanId) out += `,"parentSpanId":${quote(parent.spanId)}`;
-  out += `,"name":${quote(span.name)},"kind":${span.kind == null ? 0 : span.kind + 1}`;
-  out += `,"startTimeUnixNano":${jsonTime(span.startTime)},"endTimeUnixNano":${jsonTime(span.endTime)}`;
-  out += `,"attributes":${jsonAttributes(span.attributes)}`;
-  if (span.droppedAttributesCount !== undefined) out += `,"droppedAttributesCount":${span.droppedAttributesCount}`;
-  out += `,"events":[]`;
-  if (span.droppedEventsCount !== undefined) out += `,"droppedEventsCount":${span.droppedEventsCount}`;
-  out += `,"status":{"code":${span.status.code}`;
-  if (span.status.message !== undefined) out += `,"message":${quote(span.status.message)}`;
-  out += `},"links":[]`;
-  if (span.droppedLinksCount !== undefined) out += `,"droppedLinksCount":${span.droppedLinksCount}`;
+  w.raw(L.traceId);
+  w.string(ctx.traceId);
+  w.raw(L.spanId);
+  w.string(ctx.spanId);
+  if (parent?.spanId) {
+    w.raw(L.parentSpanId);
+    w.string(parent.spanId);
+  }
+  w.raw(L.name);
+  w.string(span.name);
+  w.raw(L.kind);
+  w.number(span.kind == null ? 0 : span.kind + 1);
+  w.raw(L.start);
+  writeTime(w, span.startTime);
+  w.raw(L.end);
+  writeTime(w, span.endTime);
+  w.raw(L.attributes);
+  writeAttributes(w, span.attributes);
+  if (span.droppedAttributesCount !== undefined) {
+    w.raw(L.droppedAttributes);
+    w.number(span.droppedAttributesCount);
+  }
+  w.raw(L.events);
+  if (span.droppedEventsCount !== undefined) {
+    w.raw(L.droppedEvents);
+    w.number(span.droppedEventsCount);
+  }
+  w.raw(L.status);
+  w.number(span.status.code);
+  if (span.status.message !== undefined) {
+    w.raw(L.message);
+    w.string(span.status.message);
+  }
+  w.raw(L.links);
+  if (span.droppedLinksCount !== undefined) {
+    w.raw(L.droppedLinks);
+    w.number(span.droppedLinksCount);
+  }
   let flags = (ctx.traceFlags & 0xff) | 0x100;
   if (parent?.isRemote) flags |= 0x200;
-  return `${out},"flags":${flags}}`;
+  w.raw(L.flags);
+  w.number(flags);
+  w.char(CLOSE_BRACE);
 }
 
-/** One OTLP-JSON ExportTraceServiceRequest (what JsonTraceSerializer.serializeRequest encodes). */
-export function tracesJson(spans: readonly ReadableSpan[]): string {
+const TRACE_NAMES = {
+  outer: literal(`{"resourceSpans":[`),
+  inner: literal(`,"scopeSpans":[`),
+  list: literal(`,"spans":[`),
+};
+const LOG_NAMES = {
+  outer: literal(`{"resourceLogs":[`),
+  inner: literal(`,"scopeLogs":[`),
+  list: literal(`,"logRecords":[`),
+};
+
+/** One OTLP-JSON ExportTraceServiceRequest, UTF-8 (what JsonTraceSerializer.serializeRequest returns). */
+export function tracesJson(spans: readonly ReadableSpan[]): Uint8Array {
   for (const s of spans) {
     if (s.events.length || s.links.length || s.spanContext().traceState) {
-      return decoder.decode(JsonTraceSerializer.serializeRequest(spans as ReadableSpan[]));
+      return JsonTraceSerializer.serializeRequest(spans as ReadableSpan[]) ?? new Uint8Array(0);
     }
   }
-  return request(spans, "resourceSpans", "scopeSpans", "spans", spanJson, byScopeName);
+  return request(traceWriter, spans, TRACE_NAMES, writeSpan, byScopeName);
 }
 
-function logJson(log: ReadableLogRecord): string {
-  let out = `{"timeUnixNano":${jsonTime(log.hrTime)},"observedTimeUnixNano":${jsonTime(log.hrTimeObserved)}`;
-  if (log.severityNumber !== undefined) out += `,"severityNumber":${log.severityNumber}`;
-  if (log.severityText !== undefined) out += `,"severityText":${quote(log.severityText)}`;
-  out += `,"body":${jsonAnyValue(log.body)}`;
-  if (log.eventName !== undefined) out += `,"eventName":${quote(log.eventName)}`;
-  out += `,"attributes":${jsonAttributes(log.attributes)}`;
-  if (log.droppedAttributesCount !== undefined) out += `,"droppedAttributesCount":${log.droppedAttributesCount}`;
+function writeLog(w: JsonWriter, log: ReadableLogRecord): void {
+  w.raw(L.time);
+  writeTime(w, log.hrTime);
+  w.raw(L.observed);
+  writeTime(w, log.hrTimeObserved);
+  if (log.severityNumber !== undefined) {
+    w.raw(L.severityNumber);
+    w.number(log.severityNumber);
+  }
+  if (log.severityText !== undefined) {
+    w.raw(L.severityText);
+    w.string(log.severityText);
+  }
+  w.raw(L.body);
+  writeAnyValue(w, log.body);
+  if (log.eventName !== undefined) {
+    w.raw(L.eventName);
+    w.string(log.eventName);
+  }
+  w.raw(L.attributes);
+  writeAttributes(w, log.attributes);
+  w.raw(L.droppedAttributes);
+  w.number(log.droppedAttributesCount);
   const ctx = log.spanContext;
-  if (ctx?.traceFlags !== undefined) out += `,"flags":${ctx.traceFlags}`;
-  if (ctx?.traceId !== undefined) out += `,"traceId":${quote(ctx.traceId)}`;
-  if (ctx?.spanId !== undefined) out += `,"spanId":${quote(ctx.spanId)}`;
-  return `${out}}`;
+  if (ctx?.traceFlags !== undefined) {
+    w.raw(L.flags);
+    w.number(ctx.traceFlags);
+  }
+  if (ctx?.traceId !== undefined) {
+    w.raw(L.logTraceId);
+    w.string(ctx.traceId);
+  }
+  if (ctx?.spanId !== undefined) {
+    w.raw(L.spanId);
+    w.string(ctx.spanId);
+  }
+  w.char(CLOSE_BRACE);
 }
 
-/** One OTLP-JSON ExportLogsServiceRequest (what JsonLogsSerializer.serializeRequest encodes). */
-export function logsJson(logs: readonly ReadableLogRecord[]): string {
+/** One OTLP-JSON ExportLogsServiceRequest, UTF-8 (what JsonLogsSerializer.serializeRequest returns). */
+export function logsJson(logs: readonly ReadableLogRecord[]): Uint8Array {
   for (const l of logs) {
-    if (typeof l.droppedAttributesCount !== "number" || !Number.isFinite(l.droppedAttributesCount)) {
-      return decoder.decode(JsonLogsSerializer.serializeRequest(logs as ReadableLogRecord[]));
-    }
+    if (typeof l.droppedAttributesCount !== "number") return JsonLogsSerializer.serializeRequest(logs as ReadableLogRecord[]) ?? new Uint8Array(0);
   }
-  return request(logs, "resourceLogs", "scopeLogs", "logRecords", logJson, byScopeObject);
+  return request(logWriter, logs, LOG_NAMES, writeLog, byScopeObject);
 }

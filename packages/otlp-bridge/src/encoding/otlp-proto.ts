@@ -37,8 +37,10 @@ type Attrs = Record<string, unknown>;
 
 /** Repeated KeyValue in `field`, in the attributes' own key order. */
 export function writeAttributes(w: ProtoWriter, attributes: Attrs, field: number): void {
-  for (const key in attributes) {
-    if (!Object.hasOwn(attributes, key)) continue;
+  // Object.keys: the own enumerable keys in the order the transformer's for-in + hasOwnProperty visits them
+  const keys = Object.keys(attributes);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string;
     w.tag(field, 2);
     const kv = w.begin();
     const prefix = keyPrefix(key);

@@ -165,7 +165,7 @@ export class OtlpJsonLogFileSink extends LogBatchingSink {
   }
 
   protected send(batch: ReadableLogRecord[]): Promise<SendResult> {
-    return this.file.writeLine(logsJson(batch));
+    return this.file.write(logsJson(batch));
   }
 
   protected override async flushTransport(): Promise<void> {
