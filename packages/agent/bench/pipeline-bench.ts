@@ -197,7 +197,11 @@ async function liveRun(seconds: number, rps: number, otlp: boolean) {
   const args = [cli, "run", "--ports", String(nginx.port), "--quiet", "--status-interval", "0"];
   args.push("--duration", String(seconds + 6), "--output", join(dir, "requests.jsonl"), "--data-dir", dir);
   if (otlp) args.push("--otlp-endpoint", `http://127.0.0.1:${backendPort}`, "--otlp-protocol", "http/protobuf");
-  const agent = spawn(process.execPath, [...(process.env.BENCH_AGENT_NODE_ARGS?.split(" ").filter(Boolean) ?? []), ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  const agent = spawn(
+    process.execPath,
+    [...(process.env.BENCH_AGENT_NODE_ARGS?.split(" ").filter(Boolean) ?? []), ...args],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
   let stderr = "";
   agent.stderr.on("data", (d: Buffer) => {
     stderr += d.toString();

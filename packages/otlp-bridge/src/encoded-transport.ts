@@ -1,10 +1,10 @@
-import {
-  createOtlpGrpcExportDelegate,
-  convertLegacyOtlpGrpcOptions,
-  type OTLPGRPCExporterConfigNode,
-} from "@opentelemetry/otlp-grpc-exporter-base";
 import { OTLPExporterBase, type OTLPExporterNodeConfigBase } from "@opentelemetry/otlp-exporter-base";
 import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from "@opentelemetry/otlp-exporter-base/node-http";
+import {
+  convertLegacyOtlpGrpcOptions,
+  createOtlpGrpcExportDelegate,
+  type OTLPGRPCExporterConfigNode,
+} from "@opentelemetry/otlp-grpc-exporter-base";
 import { ProtobufLogsSerializer, ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
 
 /** An OTLP export request already encoded as protobuf, and how many spans or log records it holds. */

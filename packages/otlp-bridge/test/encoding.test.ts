@@ -90,7 +90,10 @@ function readableLogs(): ReadableLogRecord[] {
     converter: { hostName: "h", env: {} },
     serviceOf: (r) => {
       let id = identities.get(r.comm);
-      if (!id) identities.set(r.comm, (id = { serviceName: r.comm, attributes: { "process.pid": r.pid } }));
+      if (!id) {
+        id = { serviceName: r.comm, attributes: { "process.pid": r.pid } };
+        identities.set(r.comm, id);
+      }
       return id;
     },
   });
@@ -130,7 +133,9 @@ function readableLogs(): ReadableLogRecord[] {
 describe("hand-written OTLP encoders", () => {
   it("protobuf traces: the same bytes as ProtobufTraceSerializer", () => {
     const spans = readableSpans();
-    expect(Buffer.from(serializeTraces(spans))).toEqual(Buffer.from(ProtobufTraceSerializer.serializeRequest(spans) as Uint8Array));
+    expect(Buffer.from(serializeTraces(spans))).toEqual(
+      Buffer.from(ProtobufTraceSerializer.serializeRequest(spans) as Uint8Array),
+    );
     // the reused buffer gives fresh copies: a second, smaller request does not disturb the first
     const first = serializeTraces(spans);
     const firstCopy = Buffer.from(first);
@@ -145,7 +150,9 @@ describe("hand-written OTLP encoders", () => {
 
   it("protobuf logs: the same bytes as ProtobufLogsSerializer", () => {
     const logs = readableLogs();
-    expect(Buffer.from(serializeLogs(logs))).toEqual(Buffer.from(ProtobufLogsSerializer.serializeRequest(logs) as Uint8Array));
+    expect(Buffer.from(serializeLogs(logs))).toEqual(
+      Buffer.from(ProtobufLogsSerializer.serializeRequest(logs) as Uint8Array),
+    );
   });
 
   it("JSON logs: the same text as JsonLogsSerializer", () => {
@@ -160,7 +167,9 @@ describe("hand-written OTLP encoders", () => {
       events: [{ name: "e", time: [BASE_SEC, 5], attributes: { k: "v" } }],
     };
     const batch = [withEvent, ...spans];
-    expect(Buffer.from(serializeTraces(batch))).toEqual(Buffer.from(ProtobufTraceSerializer.serializeRequest(batch) as Uint8Array));
+    expect(Buffer.from(serializeTraces(batch))).toEqual(
+      Buffer.from(ProtobufTraceSerializer.serializeRequest(batch) as Uint8Array),
+    );
     expect(text.decode(tracesJson(batch))).toBe(text.decode(JsonTraceSerializer.serializeRequest(batch)));
   });
 

@@ -18,7 +18,10 @@ export class JsonWriter {
 
   /** A copy of what was written (the buffer itself is reused). */
   finish(): Uint8Array {
-    return this.buf.slice(0, this.pos);
+    // not zero-filled first: every byte is copied over
+    const out = Buffer.allocUnsafe(this.pos);
+    out.set(this.buf.subarray(0, this.pos));
+    return out;
   }
 
   ensure(n: number): void {

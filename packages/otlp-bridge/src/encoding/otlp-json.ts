@@ -383,7 +383,8 @@ function writeLog(w: JsonWriter, log: ReadableLogRecord): void {
 /** One OTLP-JSON ExportLogsServiceRequest, UTF-8 (what JsonLogsSerializer.serializeRequest returns). */
 export function logsJson(logs: readonly ReadableLogRecord[]): Uint8Array {
   for (const l of logs) {
-    if (typeof l.droppedAttributesCount !== "number") return JsonLogsSerializer.serializeRequest(logs as ReadableLogRecord[]) ?? new Uint8Array(0);
+    if (typeof l.droppedAttributesCount !== "number")
+      return JsonLogsSerializer.serializeRequest(logs as ReadableLogRecord[]) ?? new Uint8Array(0);
   }
   return request(logWriter, logs, LOG_NAMES, writeLog, byScopeObject);
 }

@@ -116,7 +116,10 @@ function writeResource(w: ProtoWriter, resource: Resource): void {
 }
 
 /** The InstrumentationScope message (field 1 of ScopeSpans / ScopeLogs), encoded once per scope object. */
-function writeScope(w: ProtoWriter, scope: InstrumentationScope & { attributes?: Attrs; droppedAttributesCount?: number }): void {
+function writeScope(
+  w: ProtoWriter,
+  scope: InstrumentationScope & { attributes?: Attrs; droppedAttributesCount?: number },
+): void {
   let bytes = scopes.get(scope);
   if (!bytes) {
     const s = new ProtoWriter(256);

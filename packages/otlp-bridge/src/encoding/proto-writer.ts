@@ -21,7 +21,10 @@ export class ProtoWriter {
 
   /** A copy of what was written (the buffer itself is reused). */
   finish(): Uint8Array {
-    return this.buf.slice(0, this.pos);
+    // not zero-filled first: every byte is copied over
+    const out = Buffer.allocUnsafe(this.pos);
+    out.set(this.buf.subarray(0, this.pos));
+    return out;
   }
 
   ensure(n: number): void {
@@ -96,7 +99,8 @@ export class ProtoWriter {
     const lower16 = (seconds & 0xffff) * 1e9;
     const upper = ((seconds / 0x10000) >>> 0) * 1e9;
     const lowWithCarry = (lower16 >>> 0) + (((upper & 0xffff) * 0x10000) >>> 0) + nanos;
-    const high = (Math.floor(lower16 / 0x100000000) + ((upper / 0x10000) >>> 0) + Math.floor(lowWithCarry / 0x100000000)) >>> 0;
+    const high =
+      (Math.floor(lower16 / 0x100000000) + ((upper / 0x10000) >>> 0) + Math.floor(lowWithCarry / 0x100000000)) >>> 0;
     this.ensure(8);
     this.view.setUint32(this.pos, lowWithCarry >>> 0, true);
     this.view.setUint32(this.pos + 4, high, true);
