@@ -1,7 +1,14 @@
 // pnpm bench:pipeline — (1) records → spans → OTLP protobuf encode, offline, spans/s per core;
-// (2) live: the whole agent (eBPF receiver → parsers → correlator → spans → OTLP encode) while wrk
-// loads nginx on loopback: agent CPU µs per observed HTTP request. Prints figures; asserts nothing.
-import { execFileSync } from "node:child_process";
+// (2) live: the agent's pipeline (eBPF receiver → parsers → correlator → spans → OTLP encode) in this
+// process while h2load loads nginx on loopback: agent CPU µs per observed HTTP request;
+// (3) live, end to end: a real `kalman run` process (request records file, spans, request logs, and
+// metrics when exporting over OTLP), its CPU read from /proc/<pid>/stat over the load only.
+// Prints figures; asserts nothing. BENCH_ONLY=offline|pipeline|run runs one part.
+import { execFile, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { startNginx } from "@kalman/examples";
 import { L7Aggregator, type PayloadView } from "@kalman/flow-aggregator";
 import { encodeTraceRequest, SpanConverter } from "@kalman/otlp-bridge";
@@ -153,14 +160,93 @@ async function live(seconds: number, rps: number) {
   };
 }
 
+/** utime + stime of a process, in seconds (USER_HZ = 100). */
+function cpuSecondsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+function h2load(port: number, seconds: number, rps: number): Promise<string> {
+  const args = ["--h1", "-c8", "-t1", `-D${seconds}`, `http://127.0.0.1:${port}/`];
+  if (rps > 0) args.splice(3, 0, `--rps=${rps / 8}`);
+  return new Promise((resolve, reject) => execFile("h2load", args, (e, out) => (e ? reject(e) : resolve(out))));
+}
+
+/**
+ * A real `kalman run` (default configuration: records file, spans and request logs as OTLP-JSON
+ * files; or `otlp`: everything over OTLP/HTTP to a local sink that answers 200) traces nginx under
+ * h2load; its CPU is read from /proc over the load (startup and shutdown left out).
+ */
+async function liveRun(seconds: number, rps: number, otlp: boolean) {
+  const nginx = await startNginx(`    location / { return 200 "ok\\n"; }`);
+  const dir = mkdtempSync(join(tmpdir(), `kalman-bench-${process.pid}-`));
+  let received = 0;
+  const backend = createServer((req, res) => {
+    req.on("data", (d: Buffer) => {
+      received += d.length;
+    });
+    req.on("end", () => {
+      res.writeHead(200, { "content-type": "application/x-protobuf" });
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => backend.listen(0, "127.0.0.1", r));
+  const backendPort = (backend.address() as { port: number }).port;
+  const cli = new URL("../src/cli.js", import.meta.url).pathname;
+  const args = [cli, "run", "--ports", String(nginx.port), "--quiet", "--status-interval", "0"];
+  args.push("--duration", String(seconds + 6), "--output", join(dir, "requests.jsonl"), "--data-dir", dir);
+  if (otlp) args.push("--otlp-endpoint", `http://127.0.0.1:${backendPort}`, "--otlp-protocol", "http/protobuf");
+  const agent = spawn(
+    process.execPath,
+    [...(process.env.BENCH_AGENT_NODE_ARGS?.split(" ").filter(Boolean) ?? []), ...args],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  let stderr = "";
+  agent.stderr.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const exited = new Promise<void>((r) => agent.on("exit", () => r()));
+  try {
+    for (let i = 0; i < 100 && !stderr.includes("attached and exporting"); i++)
+      await new Promise((r) => setTimeout(r, 100));
+    if (!stderr.includes("attached and exporting")) throw new Error(`kalman run did not start:\n${stderr}`);
+    const pid = agent.pid as number;
+    const cpu0 = cpuSecondsOf(pid);
+    const t0 = performance.now();
+    const out = await h2load(nginx.port, seconds, rps);
+    // the last batches: the sinks flush every second
+    await new Promise((r) => setTimeout(r, 1500));
+    const cpuS = cpuSecondsOf(pid) - cpu0;
+    const wall = (performance.now() - t0) / 1000;
+    agent.kill("SIGINT");
+    await exited;
+    const requests = Number(/requests: \d+ total, \d+ started, (\d+) done/.exec(out)?.[1] ?? 0);
+    const recorded = Number(/stopped\. (\d+) requests recorded/.exec(stderr)?.[1] ?? 0);
+    const lost = Number(/kernel lost (\d+)/.exec(stderr)?.[1] ?? 0);
+    return { requests, recorded, lost, cpuS, wall, received };
+  } finally {
+    if (agent.exitCode === null) {
+      agent.kill("SIGKILL");
+      await exited;
+    }
+    backend.close();
+    await nginx.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const fmt = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : `${(n / 1e3).toFixed(0)}k`);
+const only = process.env.BENCH_ONLY;
 process.stdout.write("pipeline benchmark\n\n");
-offline(20_000); // warm up
-const o = offline(300_000);
-process.stdout.write(
-  `  offline: records → spans → OTLP protobuf     ${fmt(o.spans / o.cpuS)} spans/s per core (${((o.cpuS / o.spans) * 1e6).toFixed(2)} µs per span, ${o.spans} spans, ${(o.encoded / 2 ** 20).toFixed(0)} MiB encoded)\n`,
-);
-for (const rps of [5000, 0]) {
+if (!only || only === "offline") {
+  offline(20_000); // warm up
+  const o = offline(300_000);
+  process.stdout.write(
+    `  offline: records → spans → OTLP protobuf     ${fmt(o.spans / o.cpuS)} spans/s per core (${((o.cpuS / o.spans) * 1e6).toFixed(2)} µs per span, ${o.spans} spans, ${(o.encoded / 2 ** 20).toFixed(0)} MiB encoded)\n`,
+  );
+}
+for (const rps of !only || only === "pipeline" ? [5000, 0] : []) {
   const l = await live(5, rps);
   const label = rps ? `${rps / 1000}k req/s` : "saturated";
   process.stdout.write(
@@ -171,6 +257,19 @@ for (const rps of [5000, 0]) {
   );
   process.stdout.write(
     `    agent CPU per observed HTTP request    ${((l.cpuS / Math.max(1, l.wrkRequests)) * 1e6).toFixed(2)} µs (${((l.cpuS / Math.max(1, l.records)) * 1e6).toFixed(2)} µs per record; each request is recorded at the client and at nginx)\n`,
+  );
+}
+for (const otlp of !only || only === "run" ? [false, true] : []) {
+  const rps = Number(process.env.BENCH_RPS ?? 5000);
+  const r = await liveRun(5, rps, otlp);
+  process.stdout.write(
+    `\n  kalman run (${otlp ? "OTLP/HTTP: spans, logs, metrics" : "default: records file, OTLP-JSON span and log files"}, ${rps / 1000}k req/s): ${r.requests} requests in ${r.wall.toFixed(1)} s, ${r.recorded} records, ${r.lost} lost\n`,
+  );
+  process.stdout.write(
+    `    agent CPU                              ${((r.cpuS / r.wall) * 100).toFixed(0)}% of one core\n`,
+  );
+  process.stdout.write(
+    `    agent CPU per observed HTTP request    ${((r.cpuS / Math.max(1, r.requests)) * 1e6).toFixed(2)} µs (${((r.cpuS / Math.max(1, r.recorded)) * 1e6).toFixed(2)} µs per record)\n`,
   );
 }
 execFileSync("true");

@@ -1,5 +1,5 @@
-import { JsonTraceSerializer } from "@opentelemetry/otlp-transformer";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
+import { tracesJson } from "./encoding/otlp-json.js";
 import { type JsonFileOptions, JsonLinesFile } from "./rotating-file.js";
 import { type BatchingOptions, BatchingSink, type SendResult } from "./sink.js";
 
@@ -7,8 +7,9 @@ export interface FileSinkOptions extends BatchingOptions, JsonFileOptions {}
 
 /**
  * The embedded default when no OTLP endpoint is configured: OTLP-JSON lines in the format of the
- * Collector's file exporter (one ExportTraceServiceRequest JSON object per line, serialized by
- * @opentelemetry/otlp-transformer's JsonTraceSerializer) in `<dir>/traces.jsonl`, size-rotated.
+ * Collector's file exporter (one ExportTraceServiceRequest JSON object per line, the text
+ * @opentelemetry/otlp-transformer's JsonTraceSerializer writes; see encoding/otlp-json.ts) in
+ * `<dir>/traces.jsonl`, size-rotated.
  */
 export class OtlpJsonFileSink extends BatchingSink {
   readonly kind = "file" as const;
@@ -29,7 +30,7 @@ export class OtlpJsonFileSink extends BatchingSink {
   }
 
   protected send(batch: ReadableSpan[]): Promise<SendResult> {
-    return this.file.write(JsonTraceSerializer.serializeRequest(batch));
+    return this.file.write(tracesJson(batch));
   }
 
   protected async closeTransport(): Promise<void> {
