@@ -1,7 +1,7 @@
-import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import { type EncodedRequest, encodedGrpcExporter, encodedHttpExporter } from "./encoded-transport.js";
-import { serializeTraces } from "./encoding/otlp-proto.js";
-import { compressionOf, grpcMetadata, type OfficialExporter, OtlpConnection } from "./otlp-connection.js";
+import { OTLPTraceExporter as GrpcTraceExporter } from "@opentelemetry/exporter-trace-otlp-grpc";
+import { OTLPTraceExporter as HttpProtoTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
+import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base";
+import { compressionOf, grpcMetadata, OtlpConnection } from "./otlp-connection.js";
 import { type BatchingOptions, BatchingSink, type SendResult } from "./sink.js";
 
 export type OtlpProtocol = "grpc" | "http/protobuf";
@@ -34,16 +34,15 @@ export interface OtlpExporterOptions extends BatchingOptions {
 }
 
 /**
- * Spans -> OTLP through the official exporter machinery (gRPC: @opentelemetry/otlp-grpc-exporter-base,
- * HTTP/protobuf: @opentelemetry/otlp-exporter-base, put together as exporter-trace-otlp-grpc / -proto
- * do, see encoded-transport.ts), fed requests encoded by encoding/otlp-proto.ts (the same bytes as
- * the official serializer), behind a bounded queue with batching and retry. One batch is in flight at a time.
+ * Spans -> OTLP through the official exporters (gRPC: @opentelemetry/exporter-trace-otlp-grpc,
+ * HTTP/protobuf: @opentelemetry/exporter-trace-otlp-proto), behind a bounded queue with batching and
+ * retry. One batch is in flight at a time.
  */
 export class OtlpSpanExporter extends BatchingSink {
   readonly kind: "otlp-grpc" | "otlp-http";
   readonly target: string;
   readonly protocol: OtlpProtocol;
-  private readonly connection: OtlpConnection<EncodedRequest>;
+  private readonly connection: OtlpConnection<ReadableSpan>;
 
   constructor(options: OtlpExporterOptions = {}) {
     super(options);
@@ -54,13 +53,13 @@ export class OtlpSpanExporter extends BatchingSink {
       // one batch in flight from our loop, plus room for a forced flush
       concurrencyLimit: 2,
     };
-    let make: () => OfficialExporter<EncodedRequest>;
+    let make: () => SpanExporter;
     if (this.protocol === "grpc") {
       this.kind = "otlp-grpc";
       const url = options.endpoint ?? (options.env ? traceEndpointFromEnv(env, "grpc") : undefined);
       this.target = url ?? traceEndpointFromEnv(env, "grpc") ?? "http://localhost:4317";
       make = () =>
-        encodedGrpcExporter("traces", {
+        new GrpcTraceExporter({
           ...common,
           url,
           compression: compressionOf(options.compression),
@@ -76,7 +75,7 @@ export class OtlpSpanExporter extends BatchingSink {
             : undefined;
       this.target = url ?? traceEndpointFromEnv(env, "http/protobuf") ?? "http://localhost:4318/v1/traces";
       make = () =>
-        encodedHttpExporter("traces", {
+        new HttpProtoTraceExporter({
           ...common,
           url,
           headers: options.headers,
@@ -87,7 +86,7 @@ export class OtlpSpanExporter extends BatchingSink {
   }
 
   protected send(batch: ReadableSpan[]): Promise<SendResult> {
-    return this.connection.send({ bytes: serializeTraces(batch), count: batch.length });
+    return this.connection.send(batch);
   }
 
   protected override async flushTransport(): Promise<void> {

@@ -3,9 +3,9 @@ import { CompressionAlgorithm } from "@opentelemetry/otlp-exporter-base";
 import { createEmptyMetadata } from "@opentelemetry/otlp-grpc-exporter-base";
 import type { SendResult } from "./batch-loop.js";
 
-/** What the official OTLP exporters (traces, logs) have in common; R is the request they take. */
-export interface OfficialExporter<R> {
-  export(request: R, done: (result: ExportResult) => void): void;
+/** What the official OTLP exporters (traces, logs) have in common. */
+export interface OfficialExporter<T> {
+  export(items: T[], done: (result: ExportResult) => void): void;
   shutdown(): Promise<void>;
   forceFlush?(): Promise<void>;
 }
@@ -22,25 +22,25 @@ const RECONNECT_AFTER_FAILURES = 3;
  * gRPC outage grpc-js backs off reconnecting for up to 2 minutes; past a few failures each retry gets
  * a fresh channel, so the sink's own backoff decides how soon recovery is noticed.
  */
-export class OtlpConnection<R> {
-  private exporter: OfficialExporter<R>;
+export class OtlpConnection<T> {
+  private exporter: OfficialExporter<T>;
   private consecutiveFailures = 0;
 
   constructor(
     private readonly protocol: "grpc" | "http/protobuf",
-    private readonly make: () => OfficialExporter<R>,
+    private readonly make: () => OfficialExporter<T>,
   ) {
     this.exporter = make();
   }
 
-  async send(request: R): Promise<SendResult> {
+  async send(batch: T[]): Promise<SendResult> {
     if (this.protocol === "grpc" && this.consecutiveFailures >= RECONNECT_AFTER_FAILURES) {
       const old = this.exporter;
       this.exporter = this.make();
       void old.shutdown().catch(() => {});
     }
     const result = await new Promise<SendResult>((resolve) => {
-      this.exporter.export(request, (r) => {
+      this.exporter.export(batch, (r) => {
         if (r.code === ExportResultCode.SUCCESS) resolve({ ok: true });
         else {
           const error = r.error ?? new Error("export failed");

@@ -1,9 +1,9 @@
-import type { ReadableLogRecord } from "@opentelemetry/sdk-logs";
-import { type EncodedRequest, encodedGrpcExporter, encodedHttpExporter } from "../encoded-transport.js";
-import { logsJson } from "../encoding/otlp-json.js";
-import { serializeLogs } from "../encoding/otlp-proto.js";
+import { OTLPLogExporter as GrpcLogExporter } from "@opentelemetry/exporter-logs-otlp-grpc";
+import { OTLPLogExporter as HttpProtoLogExporter } from "@opentelemetry/exporter-logs-otlp-proto";
+import { JsonLogsSerializer } from "@opentelemetry/otlp-transformer";
+import type { LogRecordExporter, ReadableLogRecord } from "@opentelemetry/sdk-logs";
 import { type OtlpProtocol, resolveProtocol } from "../exporter.js";
-import { compressionOf, grpcMetadata, type OfficialExporter, OtlpConnection } from "../otlp-connection.js";
+import { compressionOf, grpcMetadata, OtlpConnection } from "../otlp-connection.js";
 import { type JsonFileOptions, JsonLinesFile } from "../rotating-file.js";
 import type { SendResult } from "../sink.js";
 import { type LogBatchingOptions, LogBatchingSink, type LogSink } from "./batching.js";
@@ -92,15 +92,15 @@ function logsEndpointFromEnv(env: NodeJS.ProcessEnv, protocol: OtlpProtocol): st
 }
 
 /**
- * Log records -> OTLP through the official exporter machinery (built as exporter-logs-otlp-grpc /
- * -proto build theirs, see encoded-transport.ts), fed requests encoded by encoding/otlp-proto.ts,
- * behind the bounded queue with batching and retry. Same retry and reconnect rules as OtlpSpanExporter.
+ * Log records -> OTLP through the official exporters (gRPC: @opentelemetry/exporter-logs-otlp-grpc,
+ * HTTP/protobuf: @opentelemetry/exporter-logs-otlp-proto), behind the bounded queue with batching
+ * and retry. Same retry and reconnect rules as OtlpSpanExporter.
  */
 export class OtlpLogExporter extends LogBatchingSink {
   readonly kind: "otlp-grpc" | "otlp-http";
   readonly target: string;
   readonly protocol: OtlpProtocol;
-  private readonly connection: OtlpConnection<EncodedRequest>;
+  private readonly connection: OtlpConnection<ReadableLogRecord>;
 
   constructor(options: OtlpLogExporterOptions = {}) {
     super(options);
@@ -108,13 +108,13 @@ export class OtlpLogExporter extends LogBatchingSink {
     this.protocol = resolveLogsProtocol(options, env, (msg, fields) => this.logger.warn(msg, fields));
     const common = { timeoutMillis: options.timeoutMillis, concurrencyLimit: 2 };
     const compression = compressionOf(options.compression);
-    let make: () => OfficialExporter<EncodedRequest>;
+    let make: () => LogRecordExporter;
     if (this.protocol === "grpc") {
       this.kind = "otlp-grpc";
       const url = options.endpoint ?? (options.env ? logsEndpointFromEnv(env, "grpc") : undefined);
       this.target = url ?? logsEndpointFromEnv(env, "grpc") ?? "http://localhost:4317";
       const metadata = options.headers ? grpcMetadata(options.headers) : undefined;
-      make = () => encodedGrpcExporter("logs", { ...common, url, compression, metadata });
+      make = () => new GrpcLogExporter({ ...common, url, compression, metadata });
     } else {
       this.kind = "otlp-http";
       const url =
@@ -124,13 +124,13 @@ export class OtlpLogExporter extends LogBatchingSink {
             ? logsEndpointFromEnv(env, "http/protobuf")
             : undefined;
       this.target = url ?? logsEndpointFromEnv(env, "http/protobuf") ?? "http://localhost:4318/v1/logs";
-      make = () => encodedHttpExporter("logs", { ...common, url, headers: options.headers, compression });
+      make = () => new HttpProtoLogExporter({ ...common, url, headers: options.headers, compression });
     }
     this.connection = new OtlpConnection(this.protocol, make);
   }
 
   protected send(batch: ReadableLogRecord[]): Promise<SendResult> {
-    return this.connection.send({ bytes: serializeLogs(batch), count: batch.length });
+    return this.connection.send(batch);
   }
 
   protected override async flushTransport(): Promise<void> {
@@ -144,7 +144,7 @@ export class OtlpLogExporter extends LogBatchingSink {
 
 /**
  * The embedded default: one ExportLogsServiceRequest JSON object per line (the Collector's file
- * exporter format, the text JsonLogsSerializer writes; see encoding/otlp-json.ts), in `<dir>/logs.jsonl`, rotated by size like
+ * exporter format, serialized by JsonLogsSerializer), in `<dir>/logs.jsonl`, rotated by size like
  * the trace file sink.
  */
 export class OtlpJsonLogFileSink extends LogBatchingSink {
@@ -165,7 +165,7 @@ export class OtlpJsonLogFileSink extends LogBatchingSink {
   }
 
   protected send(batch: ReadableLogRecord[]): Promise<SendResult> {
-    return this.file.write(logsJson(batch));
+    return this.file.write(JsonLogsSerializer.serializeRequest(batch));
   }
 
   protected override async flushTransport(): Promise<void> {
