@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -6,6 +6,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 /** A free TCP port on 127.0.0.1 (bound once, then released). */
+/** A self-signed certificate for CN=localhost (RSA 2048, one day) written into `dir`: cert.pem and key.pem. */
+export function selfSignedCert(dir: string): { cert: string; key: string } {
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  const args = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1"];
+  execFileSync("openssl", [...args, "-subj", "/CN=localhost"], { stdio: "ignore" });
+  return { cert, key };
+}
+
 export async function freePort(): Promise<number> {
   const srv = createServer();
   srv.listen(0, "127.0.0.1");

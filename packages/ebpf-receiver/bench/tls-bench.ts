@@ -9,7 +9,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { startNginx } from "@kalman/examples";
+import { selfSignedCert, startNginx } from "@kalman/examples";
 import { RecordFlag, RecordType, SocketTracer } from "../src/index.js";
 
 const SECONDS = Number(process.env.KALMAN_BENCH_SECONDS ?? 5);
@@ -126,29 +126,7 @@ function uprobeCost(): void {
 async function main(): Promise<void> {
   uprobeCost();
   const dir = mkdtempSync(join(tmpdir(), `kalman-bench-tls-${process.pid}-`));
-  const cert = join(dir, "cert.pem");
-  const key = join(dir, "key.pem");
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-      "-days",
-      "1",
-      "-subj",
-      "/CN=localhost",
-    ],
-    {
-      stdio: "ignore",
-    },
-  );
+  const { cert, key } = selfSignedCert(dir);
   writeFileSync(join(dir, "page.html"), "x".repeat(16 * 1024));
   const nginx = await startNginx(
     `    ssl_certificate ${cert};\n    ssl_certificate_key ${key};\n` +

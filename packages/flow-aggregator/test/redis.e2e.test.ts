@@ -112,12 +112,22 @@ describePrivileged("redis: real redis-server observed with eBPF", () => {
     expect(sets.length + gets.length).toBeGreaterThanOrEqual(39960);
     // redis-benchmark may send up to one pipeline more per client than asked
     expect(sets.length + gets.length).toBeLessThanOrEqual(40000 + 2 * 50 * 16);
-    expect(sets.every((r) => r.status === "ok" && r.resource === "key:__rand_int__")).toBe(true);
-    expect(gets.every((r) => r.status === "ok" && r.resource === "key:__rand_int__")).toBe(true);
-    expect(sets.every((r) => r.requestBytes === 45 && r.responseBytes === 5)).toBe(true);
+    // the extra pipeline a client may send as it quits can be read by the server and never answered:
+    // those are reported as unanswered ("no response: connection closed"), never as a wrong answer
+    const answered = (r: (typeof sets)[number]) => r.status === "ok";
+    const unanswered = [...sets, ...gets].filter((r) => !answered(r));
+    expect(unanswered.every((r) => r.status === "unknown" && /^no response/.test(r.exception ?? ""))).toBe(true);
+    expect(unanswered.length).toBeLessThanOrEqual(2 * 50 * 16);
+    expect([...sets, ...gets].filter(answered).length).toBeGreaterThanOrEqual(39960);
+    expect([...sets, ...gets].every((r) => r.resource === "key:__rand_int__")).toBe(true);
+    expect(sets.filter(answered).every((r) => r.requestBytes === 45 && r.responseBytes === 5)).toBe(true);
     const clientCommands = clientSide(records).filter((r) => r.requestType === "SET" || r.requestType === "GET");
     expect(clientCommands.length).toBeGreaterThanOrEqual(39960);
-    expect(clientCommands.every((r) => r.status === "ok")).toBe(true);
+    expect(
+      clientCommands.every(
+        (r) => r.status === "ok" || (r.status === "unknown" && /^no response/.test(r.exception ?? "")),
+      ),
+    ).toBe(true);
     expect(stats.malformed).toBe(0);
   });
 });

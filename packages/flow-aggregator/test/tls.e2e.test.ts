@@ -7,7 +7,7 @@ import { get as httpsGet } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SocketTracer } from "@kalman/ebpf-receiver";
-import { freePort, run, startNginx, startUntil, stop, waitForPort } from "@kalman/examples";
+import { freePort, run, selfSignedCert, startNginx, startUntil, stop, waitForPort } from "@kalman/examples";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { L7Aggregator } from "../src/aggregator.js";
 import { postgresql } from "../src/protocols/postgresql/index.js";
@@ -21,27 +21,7 @@ const children: ChildProcess[] = [];
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), `kalman-tls-${process.pid}-`));
-  cert = join(dir, "cert.pem");
-  key = join(dir, "key.pem");
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-      "-days",
-      "1",
-      "-subj",
-      "/CN=localhost",
-    ],
-    { stdio: "ignore" },
-  );
+  ({ cert, key } = selfSignedCert(dir));
 });
 afterEach(async () => {
   await Promise.all(children.splice(0).map(stop));

@@ -7,7 +7,15 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { receiverPreflight } from "@kalman/ebpf-receiver";
-import { describePrivileged, type RunningServer, startNginx, startUntil, stop, workloads } from "@kalman/examples";
+import {
+  describePrivileged,
+  type RunningServer,
+  selfSignedCert,
+  startNginx,
+  startUntil,
+  stop,
+  workloads,
+} from "@kalman/examples";
 import type { RequestRecord } from "@kalman/flow-aggregator";
 import { afterAll, expect, it } from "vitest";
 import { observeLinks } from "./support/observe.js";
@@ -23,27 +31,7 @@ afterAll(async () => {
 
 describePrivileged("TLS hop in a trace", receiverPreflight, () => {
   it("curl → nginx over TLS → node over HTTP: one trace, the TLS hop linked by TCP seq", async () => {
-    const cert = join(dir, "cert.pem");
-    const key = join(dir, "key.pem");
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        key,
-        "-out",
-        cert,
-        "-days",
-        "1",
-        "-subj",
-        "/CN=localhost",
-      ],
-      { stdio: "ignore" },
-    );
+    const { cert, key } = selfSignedCert(dir);
     const started = await startUntil(process.execPath, [workloads.httpServer, "0"], /listening (\d+)/);
     backend = started.child;
     const backendPort = Number(started.match[1]);
