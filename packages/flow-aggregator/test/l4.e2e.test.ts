@@ -70,6 +70,7 @@ function totals(flows: FlowRecord[], clientPort: number) {
     bytesTx: sum("bytesTx"),
     bytesRx: sum("bytesRx"),
     retrans: sum("retransTx") + sum("retransRx"),
+    outOfOrder: sum("outOfOrderTx") + sum("outOfOrderRx"),
     zeroWindowRx: sum("zeroWindowRx"),
     rttNs: mine.find((f) => f.rttNs !== undefined)?.rttNs,
   };
@@ -141,6 +142,7 @@ describePrivileged(
           rttByPort.set(Number(port), Number(rtt) * 1e9);
         }
         let ourRetrans = 0;
+        let ourOutOfOrder = 0;
         for (const [port, c] of conv) {
           const t = totals(seen.flows, port);
           expect(t.records[0]).toMatchObject({ serverPort: SINK_PORT, directionFrom: "handshake", interface: "eth0" });
@@ -149,6 +151,7 @@ describePrivileged(
           expect(t.rttNs).toBeDefined();
           expect(Math.abs((t.rttNs as number) - theirRtt)).toBeLessThanOrEqual(Math.max(50_000, theirRtt * 0.2));
           ourRetrans += t.retrans;
+          ourOutOfOrder += t.outOfOrder;
         }
         // every resent segment counts: tshark calls the ones already acknowledged "spurious" instead
         const theirRetrans = tshark(
@@ -157,7 +160,14 @@ describePrivileged(
           "tcp.analysis.retransmission || tcp.analysis.spurious_retransmission",
         ).length;
         expect(theirRetrans).toBeGreaterThan(0);
-        expect(Math.abs(ourRetrans - theirRetrans)).toBeLessThanOrEqual(Math.max(2, theirRetrans * 0.1));
+        // segments below the next expected seq: both split them into retransmissions and out-of-order
+        // arrivals by time, and tcpdump's socket stamps sent frames a little apart from ours, so the split
+        // may differ by a few while the set is the same
+        const theirOutOfOrder = tshark(pcap, ["frame.number"], "tcp.analysis.out_of_order").length;
+        expect(Math.abs(ourRetrans + ourOutOfOrder - (theirRetrans + theirOutOfOrder))).toBeLessThanOrEqual(
+          Math.max(2, (theirRetrans + theirOutOfOrder) * 0.05),
+        );
+        expect(Math.abs(ourRetrans - theirRetrans)).toBeLessThanOrEqual(Math.max(3, theirRetrans * 0.2));
 
         // the same file through `replay`'s path gives the same flows
         const replay = new PacketAggregator({ l7: false });
