@@ -28,6 +28,37 @@ const positiveInts = (name: string, v: string | boolean | undefined): number[] |
   return nums;
 };
 
+/** Options of the live terminal views (top, traces). */
+const LIVE_VIEW_HELP = `  --ports LIST        only sockets with these local or remote ports
+  --pids LIST         only these processes
+  --interval SECONDS  seconds between frames (default 1)
+  --iterations N      print N frames and exit (default: until Ctrl-C)
+  --no-clear          print frames one after another instead of redrawing
+`;
+const LIVE_VIEW_OPTIONS: Options = {
+  ports: { type: "string" },
+  pids: { type: "string" },
+  interval: { type: "string" },
+  iterations: { type: "string" },
+  "no-clear": { type: "boolean" },
+};
+
+function liveView(values: Values) {
+  const intervalS = values.interval === undefined ? 1 : Number(values.interval);
+  if (!(intervalS >= 0.2 && intervalS <= 60))
+    throw new UsageError("--interval must be a number of seconds from 0.2 to 60");
+  const iterations = values.iterations === undefined ? undefined : Number(values.iterations);
+  if (iterations !== undefined && !(Number.isInteger(iterations) && iterations > 0))
+    throw new UsageError("--iterations must be a positive integer");
+  return {
+    ports: positiveInts("ports", values.ports),
+    pids: positiveInts("pids", values.pids),
+    intervalS,
+    iterations,
+    clear: values["no-clear"] === true ? false : undefined,
+  };
+}
+
 const COMMANDS: Record<string, Command> = {
   run: {
     summary: "trace this host: request lines live, records as JSON lines, traces/logs/metrics over OTLP",
@@ -57,30 +88,12 @@ A live view, refreshed every second: the service map's edges (client → server)
 endpoints, each with requests/s, error % and p50 and p99 latency over the last 10 s. Works over SSH.
 
 options:
-  --ports LIST        only sockets with these local or remote ports
-  --pids LIST         only these processes
-  --interval SECONDS  seconds between frames (default 1)
-  --iterations N      print N frames and exit (default: until Ctrl-C)
-  --no-clear          print frames one after another instead of redrawing
-`,
-    options: {
-      ports: { type: "string" },
-      pids: { type: "string" },
-      interval: { type: "string" },
-      iterations: { type: "string" },
-      "no-clear": { type: "boolean" },
-    },
+${LIVE_VIEW_HELP}`,
+    options: LIVE_VIEW_OPTIONS,
     main: async (values) => {
-      const ports = positiveInts("ports", values.ports);
-      const pids = positiveInts("pids", values.pids);
-      const intervalS = values.interval === undefined ? 1 : Number(values.interval);
-      if (!(intervalS >= 0.2 && intervalS <= 60))
-        throw new UsageError("--interval must be a number of seconds from 0.2 to 60");
-      const iterations = values.iterations === undefined ? undefined : Number(values.iterations);
-      if (iterations !== undefined && !(Number.isInteger(iterations) && iterations > 0))
-        throw new UsageError("--iterations must be a positive integer");
+      const { ports, pids, intervalS, iterations, clear } = liveView(values);
       const { runTop } = await import("./commands/top.js");
-      return runTop({ ports, pids, intervalS, iterations, clear: values["no-clear"] === true ? false : undefined });
+      return runTop({ ports, pids, intervalS, iterations, clear });
     },
   },
   traces: {
@@ -95,30 +108,14 @@ options:
   --trace ID          show this trace's waterfall (a trace id or its first hex digits) once it
                       completes, then exit (exit 1 if --iterations frames pass without it)
   --last              show the waterfall of the most recent trace instead of the list
-  --ports LIST        only sockets with these local or remote ports
-  --pids LIST         only these processes
-  --interval SECONDS  seconds between frames (default 1)
-  --iterations N      print N frames and exit (default: until Ctrl-C)
-  --no-clear          print frames one after another instead of redrawing
-`,
+${LIVE_VIEW_HELP}`,
     options: {
       trace: { type: "string" },
       last: { type: "boolean" },
-      ports: { type: "string" },
-      pids: { type: "string" },
-      interval: { type: "string" },
-      iterations: { type: "string" },
-      "no-clear": { type: "boolean" },
+      ...LIVE_VIEW_OPTIONS,
     },
     main: async (values) => {
-      const ports = positiveInts("ports", values.ports);
-      const pids = positiveInts("pids", values.pids);
-      const intervalS = values.interval === undefined ? 1 : Number(values.interval);
-      if (!(intervalS >= 0.2 && intervalS <= 60))
-        throw new UsageError("--interval must be a number of seconds from 0.2 to 60");
-      const iterations = values.iterations === undefined ? undefined : Number(values.iterations);
-      if (iterations !== undefined && !(Number.isInteger(iterations) && iterations > 0))
-        throw new UsageError("--iterations must be a positive integer");
+      const { ports, pids, intervalS, iterations, clear } = liveView(values);
       const traceId = typeof values.trace === "string" ? values.trace.trim().toLowerCase() : undefined;
       if (traceId !== undefined && !/^[0-9a-f]{4,32}$/.test(traceId))
         throw new UsageError("--trace must be a trace id: 4 to 32 hex digits (its start is enough)");
@@ -132,7 +129,7 @@ options:
         iterations,
         traceId,
         last: values.last === true,
-        clear: values["no-clear"] === true ? false : undefined,
+        clear,
       });
     },
   },
