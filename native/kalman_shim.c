@@ -348,16 +348,17 @@ int kl_tracer_drain(kl_tracer *t, uint8_t *buf, uint32_t cap, uint32_t *out_reco
 	return (int)t->off;
 }
 
-int kl_tracer_stats(kl_tracer *t, uint64_t *out, int n)
+/* Sums the first min(n, max) slots of a per-CPU u64 counter array map into out; returns how many. */
+static int sum_percpu_counters(kl_tracer *t, const char *map, int max, uint64_t *out, int n)
 {
-	int fd = bpf_object__find_map_fd_by_name(t->obj, "counters");
+	int fd = bpf_object__find_map_fd_by_name(t->obj, map);
 	int ncpu = libbpf_num_possible_cpus();
 	if (fd < 0 || ncpu <= 0)
 		return -ENOENT;
 	uint64_t *vals = calloc((size_t)ncpu, sizeof(uint64_t));
 	if (!vals)
 		return -ENOMEM;
-	int m = n < KL_CNT__MAX ? n : KL_CNT__MAX;
+	int m = n < max ? n : max;
 	for (int i = 0; i < m; i++) {
 		uint32_t key = (uint32_t)i;
 		out[i] = 0;
@@ -367,6 +368,11 @@ int kl_tracer_stats(kl_tracer *t, uint64_t *out, int n)
 	}
 	free(vals);
 	return m;
+}
+
+int kl_tracer_stats(kl_tracer *t, uint64_t *out, int n)
+{
+	return sum_percpu_counters(t, "counters", KL_CNT__MAX, out, n);
 }
 
 int kl_tracer_prog_ids(kl_tracer *t, uint32_t *out, int n)
@@ -806,23 +812,7 @@ int kl_tracer_drain_execs(kl_tracer *t, uint32_t *pids, int cap)
 
 int kl_tracer_tls_stats(kl_tracer *t, uint64_t *out, int n)
 {
-	int fd = bpf_object__find_map_fd_by_name(t->obj, "tls_counters");
-	int ncpu = libbpf_num_possible_cpus();
-	if (fd < 0 || ncpu <= 0)
-		return -ENOENT;
-	uint64_t *vals = calloc((size_t)ncpu, sizeof(uint64_t));
-	if (!vals)
-		return -ENOMEM;
-	int m = n < KL_TLS_CNT__MAX ? n : KL_TLS_CNT__MAX;
-	for (int i = 0; i < m; i++) {
-		uint32_t key = (uint32_t)i;
-		out[i] = 0;
-		if (bpf_map_lookup_elem(fd, &key, vals) == 0)
-			for (int c = 0; c < ncpu; c++)
-				out[i] += vals[c];
-	}
-	free(vals);
-	return m;
+	return sum_percpu_counters(t, "tls_counters", KL_TLS_CNT__MAX, out, n);
 }
 
 int kl_elf_symbol(const char *path, const char *name, uint64_t *addr, uint64_t *size)
