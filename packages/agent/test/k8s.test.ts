@@ -4,8 +4,6 @@
 // the spans and the metrics it exports.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,71 +13,9 @@ import { afterAll, describe, expect, it } from "vitest";
 import { OtlpMetricsGrpcReceiver } from "../../otlp-bridge/test/support/otlp-metrics-receiver.js";
 import { OtlpGrpcReceiver } from "../../otlp-bridge/test/support/otlp-receiver.js";
 import { fromKubeconfig, PodWatcher, workloadOf } from "../src/k8s/index.js";
+import { FakeK8sApi } from "./support/fake-k8s-api.js";
 
-const fixtures = fileURLToPath(new URL("./fixtures/k8s/", import.meta.url));
-const fixture = (name: string) => readFileSync(join(fixtures, name), "utf8");
 const CHECKOUT_CONTAINER = "c0ffee11".repeat(8);
-
-/** A fake API server: answers /api/v1/pods lists and watches from a script of fixtures. */
-class FakeApiServer {
-  readonly requests: string[] = [];
-  private readonly server: Server;
-  private readonly open: ServerResponse[] = [];
-  /** Held watches whose connection the client closed. */
-  heldClosed = 0;
-  private lists = 0;
-  private watches = 0;
-
-  constructor(
-    private readonly listsScript: string[],
-    /** One entry per watch: fixture lines to send then close, or "hold" to keep it open. */
-    private readonly watchScript: Array<string | "hold">,
-  ) {
-    this.server = createServer((req, res) => this.handle(req, res));
-  }
-
-  async start(): Promise<string> {
-    await new Promise<void>((r) => this.server.listen(0, "127.0.0.1", r));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  async stop(): Promise<void> {
-    for (const res of this.open) res.destroy();
-    await new Promise((r) => this.server.close(r));
-  }
-
-  private handle(req: IncomingMessage, res: ServerResponse): void {
-    const url = new URL(req.url ?? "/", "http://x");
-    this.requests.push(`${url.pathname}?${url.searchParams.toString()}`);
-    if (url.pathname !== "/api/v1/pods") {
-      res.writeHead(404).end();
-      return;
-    }
-    if (url.searchParams.get("watch") !== "1") {
-      const body = this.listsScript[Math.min(this.lists++, this.listsScript.length - 1)] as string;
-      res.writeHead(200, { "content-type": "application/json" }).end(fixture(body));
-      return;
-    }
-    const step = this.watchScript[Math.min(this.watches++, this.watchScript.length - 1)] as string;
-    res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" });
-    if (step === "hold") {
-      // like a proxy that has not answered yet: the headers stay unsent until the first event
-      this.open.push(res);
-      res.on("close", () => this.heldClosed++);
-      return;
-    }
-    // events one write each, as the API server streams them
-    const lines = fixture(step).split("\n").filter(Boolean);
-    let i = 0;
-    const next = () => {
-      if (i < lines.length) {
-        res.write(`${lines[i++]}\n`);
-        setTimeout(next, 5);
-      } else res.end();
-    };
-    next();
-  }
-}
 
 async function until(what: string, done: () => boolean, timeoutMs = 10_000): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -148,9 +84,9 @@ describe("kubeconfig", () => {
 
 describe("PodWatcher against a local API server", () => {
   it("lists the node's pods, follows ADDED / MODIFIED / DELETED, and relists after 410 Gone", async () => {
-    const api = new FakeApiServer(
+    const api = new FakeK8sApi(
       ["pods-list.json", "pods-relist.json"],
-      ["pods-watch-1.jsonl", "pods-watch-gone.jsonl", "hold"],
+      ["pods-watch-1.jsonl", "pods-watch-gone.jsonl", "hold-silent"],
     );
     const server = await api.start();
     cleanups.push(() => api.stop());
@@ -187,7 +123,7 @@ describe("PodWatcher against a local API server", () => {
   });
 
   it("sees the intermediate states of the watch (ADDED then DELETED by a later relist)", async () => {
-    const api = new FakeApiServer(["pods-list.json"], ["pods-watch-1.jsonl", "hold"]);
+    const api = new FakeK8sApi(["pods-list.json"], ["pods-watch-1.jsonl", "hold-silent"]);
     const server = await api.start();
     cleanups.push(() => api.stop());
     const w = new PodWatcher({ connection: { server, source: "test" }, nodeName: "node-a", retryMs: 50 });
@@ -217,7 +153,7 @@ describe("PodWatcher against a local API server", () => {
   });
 
   it("stop() aborts a watch still waiting for its response headers", async () => {
-    const api = new FakeApiServer(["pods-list.json"], ["hold"]);
+    const api = new FakeK8sApi(["pods-list.json"], ["hold-silent"]);
     const server = await api.start();
     cleanups.push(() => api.stop());
     const w = new PodWatcher({ connection: { server, source: "test" }, nodeName: "node-a", retryMs: 50 });
@@ -258,7 +194,7 @@ describe("tags on real spans and metrics", () => {
           }
       rmSync(dir, { recursive: true, force: true });
     });
-    const api = new FakeApiServer(["pods-list.json"], ["hold"]);
+    const api = new FakeK8sApi(["pods-list.json"], ["hold-silent"]);
     const server = await api.start();
     cleanups.push(() => api.stop());
     writeFileSync(

@@ -10,11 +10,16 @@ import { fileURLToPath } from "node:url";
 const fixtures = fileURLToPath(new URL("../fixtures/k8s/", import.meta.url));
 export const k8sFixture = (name: string) => readFileSync(join(fixtures, name), "utf8");
 
-/** One watch: fixture lines to stream then close, or "hold" to keep the watch open with no events. */
-export type WatchStep = string | "hold";
+/**
+ * One watch: fixture lines to stream then close; "hold" keeps the watch open with no events (headers
+ * sent, as the API server does); "hold-silent" keeps it open with the headers unsent (a slow proxy).
+ */
+export type WatchStep = string | "hold" | "hold-silent";
 
 export class FakeK8sApi {
   readonly requests: string[] = [];
+  /** Held watches whose connection the client closed. */
+  heldClosed = 0;
   private readonly server: Server;
   private readonly open: ServerResponse[] = [];
   private lists = 0;
@@ -75,10 +80,17 @@ export class FakeK8sApi {
     }
     const step = this.watchScript[Math.min(this.watches++, this.watchScript.length - 1)] as WatchStep;
     res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" });
+    this.open.push(res);
+    if (step === "hold-silent") {
+      res.on("close", () => this.heldClosed++);
+      return;
+    }
     // the API server answers a watch's headers at once, events follow as they happen
     res.flushHeaders();
-    this.open.push(res);
-    if (step === "hold") return;
+    if (step === "hold") {
+      res.on("close", () => this.heldClosed++);
+      return;
+    }
     const lines = k8sFixture(step).split("\n").filter(Boolean);
     void this.gate.then(() => {
       let i = 0;
