@@ -50,14 +50,18 @@ describePrivileged("Kafka end to end: kcat against a fake broker", () => {
       kcat(["-C", "-t", "kalman-e2e", "-p", "0", "-o", "beginning", "-e", "-q"]);
       kcat(["-P", "-t", "kalman-notleader", "-p", "0", "-c", "1", "-X", "message.timeout.ms=300"], "x");
     });
-    // kcat may exit without reading the answer to its last Metadata request: the broker answered
-    // (server side) but the client closed first, so its record says so. Compare the rest.
-    const unread = new Set(
-      clientSide(records)
-        .filter((r) => r.exception === "no response: connection closed")
-        .map((r) => r.reqTcpSeq),
-    );
-    expect(unread.size).toBeLessThanOrEqual(1);
+    // Any kcat run may exit without reading the answer to its last Metadata request: the broker answered
+    // (or was about to) but the client closed first, so its record says so. Only Metadata may end that
+    // way, and the broker must have seen the same request; compare the rest.
+    const unreadRecords = clientSide(records).filter((r) => r.exception === "no response: connection closed");
+    const unread = new Set(unreadRecords.map((r) => r.reqTcpSeq));
+    expect(unread.size).toBeLessThanOrEqual(5);
+    for (const r of unreadRecords) {
+      expect(r.requestType).toBe("Metadata");
+      const answered = serverSide(records).find((s) => s.reqTcpSeq === r.reqTcpSeq);
+      expect(answered?.requestType).toBe("Metadata");
+      if (answered?.status !== "ok") expect(answered?.exception).toBe("no response: connection closed");
+    }
     const server = serverSide(records).filter((r) => !unread.has(r.reqTcpSeq));
     const client = clientSide(records).filter((r) => !unread.has(r.reqTcpSeq));
     expect(server.length).toBeGreaterThanOrEqual(15);
