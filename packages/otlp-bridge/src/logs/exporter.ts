@@ -1,9 +1,9 @@
 import { OTLPLogExporter as GrpcLogExporter } from "@opentelemetry/exporter-logs-otlp-grpc";
 import { OTLPLogExporter as HttpProtoLogExporter } from "@opentelemetry/exporter-logs-otlp-proto";
-import { JsonLogsSerializer } from "@opentelemetry/otlp-transformer";
 import type { LogRecordExporter, ReadableLogRecord } from "@opentelemetry/sdk-logs";
 import { type OtlpProtocol, resolveProtocol } from "../exporter.js";
 import { compressionOf, grpcMetadata, OtlpConnection } from "../otlp-connection.js";
+import { logsJson } from "../encoding/otlp-json.js";
 import { type JsonFileOptions, JsonLinesFile } from "../rotating-file.js";
 import type { SendResult } from "../sink.js";
 import { type LogBatchingOptions, LogBatchingSink, type LogSink } from "./batching.js";
@@ -144,7 +144,7 @@ export class OtlpLogExporter extends LogBatchingSink {
 
 /**
  * The embedded default: one ExportLogsServiceRequest JSON object per line (the Collector's file
- * exporter format, serialized by JsonLogsSerializer), in `<dir>/logs.jsonl`, rotated by size like
+ * exporter format: the text JsonLogsSerializer writes, see encoding/otlp-json.ts), in `<dir>/logs.jsonl`, rotated by size like
  * the trace file sink.
  */
 export class OtlpJsonLogFileSink extends LogBatchingSink {
@@ -165,7 +165,7 @@ export class OtlpJsonLogFileSink extends LogBatchingSink {
   }
 
   protected send(batch: ReadableLogRecord[]): Promise<SendResult> {
-    return this.file.write(JsonLogsSerializer.serializeRequest(batch));
+    return this.file.write(logsJson(batch));
   }
 
   protected override async flushTransport(): Promise<void> {
