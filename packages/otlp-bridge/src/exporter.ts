@@ -1,7 +1,6 @@
-import { OTLPTraceExporter as GrpcTraceExporter } from "@opentelemetry/exporter-trace-otlp-grpc";
-import { OTLPTraceExporter as HttpProtoTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
-import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base";
-import { compressionOf, grpcMetadata, OtlpConnection } from "./otlp-connection.js";
+import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
+import { compressionOf, grpcMetadata, type OfficialExporter, OtlpConnection } from "./otlp-connection.js";
+import { grpcTraceExporter, httpTraceExporter } from "./otlp-exporters.js";
 import { type BatchingOptions, BatchingSink, type SendResult } from "./sink.js";
 
 export type OtlpProtocol = "grpc" | "http/protobuf";
@@ -34,9 +33,9 @@ export interface OtlpExporterOptions extends BatchingOptions {
 }
 
 /**
- * Spans -> OTLP through the official exporters (gRPC: @opentelemetry/exporter-trace-otlp-grpc,
- * HTTP/protobuf: @opentelemetry/exporter-trace-otlp-proto), behind a bounded queue with batching and
- * retry. One batch is in flight at a time.
+ * Spans -> OTLP through the official exporters (what @opentelemetry/exporter-trace-otlp-grpc and
+ * -proto build, with Kalman's serializer: see otlp-exporters.ts), behind a bounded queue with
+ * batching and retry. One batch is in flight at a time.
  */
 export class OtlpSpanExporter extends BatchingSink {
   readonly kind: "otlp-grpc" | "otlp-http";
@@ -53,13 +52,13 @@ export class OtlpSpanExporter extends BatchingSink {
       // one batch in flight from our loop, plus room for a forced flush
       concurrencyLimit: 2,
     };
-    let make: () => SpanExporter;
+    let make: () => OfficialExporter<ReadableSpan>;
     if (this.protocol === "grpc") {
       this.kind = "otlp-grpc";
       const url = options.endpoint ?? (options.env ? traceEndpointFromEnv(env, "grpc") : undefined);
       this.target = url ?? traceEndpointFromEnv(env, "grpc") ?? "http://localhost:4317";
       make = () =>
-        new GrpcTraceExporter({
+        grpcTraceExporter({
           ...common,
           url,
           compression: compressionOf(options.compression),
@@ -75,7 +74,7 @@ export class OtlpSpanExporter extends BatchingSink {
             : undefined;
       this.target = url ?? traceEndpointFromEnv(env, "http/protobuf") ?? "http://localhost:4318/v1/traces";
       make = () =>
-        new HttpProtoTraceExporter({
+        httpTraceExporter({
           ...common,
           url,
           headers: options.headers,

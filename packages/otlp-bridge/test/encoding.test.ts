@@ -1,8 +1,12 @@
 // The hand-written OTLP encoders against the official serializers of @opentelemetry/otlp-transformer:
 // the same spans and log records must give the very same bytes (protobuf) and text (JSON).
+import { createServer, type IncomingHttpHeaders } from "node:http";
+import type { AddressInfo } from "node:net";
 import type { FlowRecord } from "@kalman/flow-aggregator";
 import type { HrTime, ServiceIdentity } from "@kalman/span-correlator";
 import { SeverityNumber } from "@opentelemetry/api-logs";
+import { OTLPLogExporter } from "@opentelemetry/exporter-logs-otlp-proto";
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import {
   JsonLogsSerializer,
   JsonTraceSerializer,
@@ -17,6 +21,7 @@ import { logsJson, tracesJson } from "../src/encoding/otlp-json.js";
 import { serializeLogs, serializeTraces } from "../src/encoding/otlp-proto.js";
 import { ProtoWriter } from "../src/encoding/proto-writer.js";
 import { KALMAN_SCOPE, LogRecordConverter, SpanConverter } from "../src/index.js";
+import { httpLogExporter, httpTraceExporter } from "../src/otlp-exporters.js";
 import { syntheticRecord } from "./support/otlp-metrics-receiver.js";
 import { makeSpan, newSpanId, newTraceId, service } from "./support/spans.js";
 
@@ -186,5 +191,44 @@ describe("hand-written OTLP encoders", () => {
     t.hrTime(1_760_000_123, 987_654_321);
     const v = Buffer.from(t.finish()).readBigUInt64LE(0);
     expect(v).toBe(1_760_000_123_987_654_321n);
+  });
+
+  it("the exporters put the official exporters' requests on the wire: same path, headers and body", async () => {
+    const seen: Array<{ url?: string; headers: IncomingHttpHeaders; body: Buffer }> = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        seen.push({ url: req.url, headers: req.headers, body: Buffer.concat(chunks) });
+        res.writeHead(200, { "content-type": "application/x-protobuf" });
+        res.end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const send = <T>(e: { export(items: T[], done: (r: { code: number }) => void): void }, items: T[]) =>
+      new Promise<number>((r) => e.export(items, (res) => r(res.code)));
+    try {
+      const config = { url: `${base}/v1/traces`, headers: { "x-tenant": "a" } };
+      const spans = readableSpans();
+      expect(await send(new OTLPTraceExporter(config), spans)).toBe(0);
+      expect(await send(httpTraceExporter(config), spans)).toBe(0);
+      const logConfig = { url: `${base}/v1/logs`, headers: { "x-tenant": "b" } };
+      const logs = readableLogs();
+      expect(await send(new OTLPLogExporter(logConfig), logs)).toBe(0);
+      expect(await send(httpLogExporter(logConfig), logs)).toBe(0);
+    } finally {
+      server.close();
+    }
+    expect(seen.map((s) => s.url)).toEqual(["/v1/traces", "/v1/traces", "/v1/logs", "/v1/logs"]);
+    for (const [official, ours] of [
+      [seen[0], seen[1]],
+      [seen[2], seen[3]],
+    ]) {
+      expect(ours?.body.length).toBeGreaterThan(1000);
+      expect(ours?.body.equals(official?.body as Buffer)).toBe(true);
+      for (const h of ["content-type", "user-agent", "x-tenant", "content-length"])
+        expect(ours?.headers[h]).toBe(official?.headers[h]);
+    }
   });
 });

@@ -1,9 +1,8 @@
-import { OTLPLogExporter as GrpcLogExporter } from "@opentelemetry/exporter-logs-otlp-grpc";
-import { OTLPLogExporter as HttpProtoLogExporter } from "@opentelemetry/exporter-logs-otlp-proto";
-import type { LogRecordExporter, ReadableLogRecord } from "@opentelemetry/sdk-logs";
-import { type OtlpProtocol, resolveProtocol } from "../exporter.js";
-import { compressionOf, grpcMetadata, OtlpConnection } from "../otlp-connection.js";
+import type { ReadableLogRecord } from "@opentelemetry/sdk-logs";
 import { logsJson } from "../encoding/otlp-json.js";
+import { type OtlpProtocol, resolveProtocol } from "../exporter.js";
+import { compressionOf, grpcMetadata, type OfficialExporter, OtlpConnection } from "../otlp-connection.js";
+import { grpcLogExporter, httpLogExporter } from "../otlp-exporters.js";
 import { type JsonFileOptions, JsonLinesFile } from "../rotating-file.js";
 import type { SendResult } from "../sink.js";
 import { type LogBatchingOptions, LogBatchingSink, type LogSink } from "./batching.js";
@@ -92,8 +91,8 @@ function logsEndpointFromEnv(env: NodeJS.ProcessEnv, protocol: OtlpProtocol): st
 }
 
 /**
- * Log records -> OTLP through the official exporters (gRPC: @opentelemetry/exporter-logs-otlp-grpc,
- * HTTP/protobuf: @opentelemetry/exporter-logs-otlp-proto), behind the bounded queue with batching
+ * Log records -> OTLP through the official exporters (what @opentelemetry/exporter-logs-otlp-grpc and
+ * -proto build, with Kalman's serializer: see otlp-exporters.ts), behind the bounded queue with batching
  * and retry. Same retry and reconnect rules as OtlpSpanExporter.
  */
 export class OtlpLogExporter extends LogBatchingSink {
@@ -108,13 +107,13 @@ export class OtlpLogExporter extends LogBatchingSink {
     this.protocol = resolveLogsProtocol(options, env, (msg, fields) => this.logger.warn(msg, fields));
     const common = { timeoutMillis: options.timeoutMillis, concurrencyLimit: 2 };
     const compression = compressionOf(options.compression);
-    let make: () => LogRecordExporter;
+    let make: () => OfficialExporter<ReadableLogRecord>;
     if (this.protocol === "grpc") {
       this.kind = "otlp-grpc";
       const url = options.endpoint ?? (options.env ? logsEndpointFromEnv(env, "grpc") : undefined);
       this.target = url ?? logsEndpointFromEnv(env, "grpc") ?? "http://localhost:4317";
       const metadata = options.headers ? grpcMetadata(options.headers) : undefined;
-      make = () => new GrpcLogExporter({ ...common, url, compression, metadata });
+      make = () => grpcLogExporter({ ...common, url, compression, metadata });
     } else {
       this.kind = "otlp-http";
       const url =
@@ -124,7 +123,7 @@ export class OtlpLogExporter extends LogBatchingSink {
             ? logsEndpointFromEnv(env, "http/protobuf")
             : undefined;
       this.target = url ?? logsEndpointFromEnv(env, "http/protobuf") ?? "http://localhost:4318/v1/logs";
-      make = () => new HttpProtoLogExporter({ ...common, url, headers: options.headers, compression });
+      make = () => httpLogExporter({ ...common, url, headers: options.headers, compression });
     }
     this.connection = new OtlpConnection(this.protocol, make);
   }
