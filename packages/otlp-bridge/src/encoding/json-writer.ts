@@ -39,9 +39,13 @@ export class JsonWriter {
     const n = data.length;
     this.ensure(n);
     const b = this.buf;
-    let p = this.pos;
-    for (let i = 0; i < n; i++) b[p++] = data[i] as number;
-    this.pos = p;
+    // set() is a memcpy with a fixed call cost: past a few words it beats the loop
+    if (n > 24) b.set(data, this.pos);
+    else {
+      let p = this.pos;
+      for (let i = 0; i < n; i++) b[p++] = data[i] as number;
+    }
+    this.pos += n;
   }
 
   /** One ASCII character (punctuation). */
