@@ -1,7 +1,7 @@
 // pnpm bench:pipeline — (1) records → spans → OTLP protobuf encode, offline, spans/s per core;
 // (2) live: the agent's pipeline (eBPF receiver → parsers → correlator → spans → OTLP encode) in this
 // process while h2load loads nginx on loopback: agent CPU µs per observed HTTP request;
-// (3) live, end to end: a real `kalman run` process (request records file, spans, request logs, and
+// (3) live, end to end: a real `kalman run` process (spans, request logs, and
 // metrics when exporting over OTLP), its CPU read from /proc/<pid>/stat over the load only.
 // Prints figures; asserts nothing. BENCH_ONLY=offline|pipeline|run runs one part.
 import { execFile, execFileSync, spawn } from "node:child_process";
@@ -176,7 +176,7 @@ function h2load(port: number, seconds: number, rps: number): Promise<string> {
 }
 
 /**
- * A real `kalman run` (default configuration: records file, spans and request logs as OTLP-JSON
+ * A real `kalman run` (default configuration: spans and request logs as OTLP-JSON
  * files; or `otlp`: everything over OTLP/HTTP to a local sink that answers 200) traces nginx under
  * h2load; its CPU is read from /proc over the load (startup, a warm-up load and shutdown left out).
  */
@@ -197,14 +197,7 @@ async function liveRun(seconds: number, rps: number, otlp: boolean) {
   const backendPort = (backend.address() as { port: number }).port;
   const cli = new URL("../src/cli.js", import.meta.url).pathname;
   const args = [cli, "run", "--ports", String(nginx.port), "--quiet", "--status-interval", "0"];
-  args.push(
-    "--duration",
-    String(WARMUP_SECONDS + seconds + 8),
-    "--output",
-    join(dir, "requests.jsonl"),
-    "--data-dir",
-    dir,
-  );
+  args.push("--duration", String(WARMUP_SECONDS + seconds + 8), "--data-dir", dir);
   if (otlp) args.push("--otlp-endpoint", `http://127.0.0.1:${backendPort}`, "--otlp-protocol", "http/protobuf");
   const agent = spawn(
     process.execPath,
@@ -272,17 +265,29 @@ for (const rps of !only || only === "pipeline" ? [5000, 0] : []) {
     `    agent CPU per observed HTTP request    ${((l.cpuS / Math.max(1, l.wrkRequests)) * 1e6).toFixed(2)} µs (${((l.cpuS / Math.max(1, l.records)) * 1e6).toFixed(2)} µs per record; each request is recorded at the client and at nginx)\n`,
   );
 }
-for (const otlp of !only || only === "run" ? [false, true] : []) {
+if (!only || only === "run") {
+  // rounds interleaved (this machine is noisy): each configuration's median and range
   const rps = Number(process.env.BENCH_RPS ?? 5000);
-  const r = await liveRun(5, rps, otlp);
-  process.stdout.write(
-    `\n  kalman run (${otlp ? "OTLP/HTTP: spans, logs, metrics" : "default: records file, OTLP-JSON span and log files"}, ${rps / 1000}k req/s): ${r.requests} requests in ${r.wall.toFixed(1)} s after ${r.warmupRequests} to warm up; ${r.recorded} records in all (2 per request), ${r.lost} lost\n`,
-  );
-  process.stdout.write(
-    `    agent CPU                              ${((r.cpuS / r.wall) * 100).toFixed(0)}% of one core\n`,
-  );
-  process.stdout.write(
-    `    agent CPU per observed HTTP request    ${((r.cpuS / Math.max(1, r.requests)) * 1e6).toFixed(2)} µs (${((r.cpuS / Math.max(1, 2 * r.requests)) * 1e6).toFixed(2)} µs per record)\n`,
-  );
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+  const runs = new Map<boolean, Array<Awaited<ReturnType<typeof liveRun>>>>([
+    [false, []],
+    [true, []],
+  ]);
+  for (let i = 0; i < rounds; i++) for (const [otlp, list] of runs) list.push(await liveRun(5, rps, otlp));
+  for (const [otlp, list] of runs) {
+    const perRequest = list.map((r) => (r.cpuS / Math.max(1, r.requests)) * 1e6).sort((a, b) => a - b);
+    const core = list.map((r) => (r.cpuS / r.wall) * 100).sort((a, b) => a - b);
+    const mid = (xs: number[]) => xs[Math.floor(xs.length / 2)] as number;
+    const r = list[0] as (typeof list)[number];
+    process.stdout.write(
+      `\n  kalman run (${otlp ? "OTLP/HTTP: spans, logs, metrics" : "default: OTLP-JSON span and log files"}, ${rps / 1000}k req/s, ${rounds} rounds): ${r.requests} requests in ${r.wall.toFixed(1)} s after ${r.warmupRequests} to warm up; ${list.reduce((n, x) => n + x.lost, 0)} lost\n`,
+    );
+    process.stdout.write(
+      `    agent CPU                              ${mid(core).toFixed(0)}% of one core (${core.map((x) => x.toFixed(0)).join(", ")})\n`,
+    );
+    process.stdout.write(
+      `    agent CPU per observed HTTP request    ${mid(perRequest).toFixed(1)} µs median (${perRequest.map((x) => x.toFixed(1)).join(", ")}); ${(mid(perRequest) / 2).toFixed(1)} µs per record (both ends are traced)\n`,
+    );
+  }
 }
 execFileSync("true");

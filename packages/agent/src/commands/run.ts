@@ -90,7 +90,7 @@ async function ownExportServers(config: KalmanConfig): Promise<ServerEndpoint[]>
 export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<number> {
   const out = io.out ?? process.stdout;
   const err = io.err ?? process.stderr;
-  const file = resolve(config.output.requests);
+  const file = config.output.requests ? resolve(config.output.requests) : undefined;
   const dataDir = config.output.dataDir;
   const print = config.output.print;
   let selector: ProcessSelector;
@@ -100,16 +100,15 @@ export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<nu
   const headers = config.otlp.headers;
   const excludeServers = await ownExportServers(config);
 
-  mkdirSync(dirname(file), { recursive: true });
-  const sink = createWriteStream(file, { flags: "a" });
+  if (file) mkdirSync(dirname(file), { recursive: true });
+  const sink = file ? createWriteStream(file, { flags: "a" }) : undefined;
   let recordsSince = 0;
   const onRecords = (records: RequestRecord[]) => {
     recordsSince += records.length;
+    if (print) for (const r of records) out.write(`${formatRecord(r)}\n`);
+    if (!sink) return;
     let lines = "";
-    for (const r of records) {
-      lines += `${JSON.stringify(r)}\n`;
-      if (print) out.write(`${formatRecord(r)}\n`);
-    }
+    for (const r of records) lines += `${JSON.stringify(r)}\n`;
     sink.write(lines);
   };
   let pipeline: Pipeline | undefined;
@@ -198,7 +197,7 @@ export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<nu
       });
     }
   } catch (e) {
-    sink.end();
+    sink?.end();
     pipeline?.close();
     pods?.stop();
     await spans?.shutdown();
@@ -230,7 +229,7 @@ export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<nu
   ].filter(Boolean);
   err.write(
     `kalman run: ${tracer.programIds().length} eBPF programs attached (${filters.join("; ")}); ` +
-      `request records → ${file}${config.redact ? "" : " (raw: secrets NOT redacted)"}; traces → ${spans.kind} ${spans.target}; logs → ${logs.kind} ${logs.target}; ` +
+      `${file ? `request records → ${file}; ` : ""}${config.redact ? "" : "raw: secrets NOT redacted; "}traces → ${spans.kind} ${spans.target}; logs → ${logs.kind} ${logs.target}; ` +
       `metrics → ${metrics.kind} ${metrics.target}${metrics.prometheusUrl ? `, Prometheus ${metrics.prometheusUrl}` : ""}` +
       `${pods ? `; K8s pods → ${pods.stats().pods} on this node` : ""}\n` +
       `kalman run: attached and exporting ${readyMs.toFixed(0)} ms after start${io.file ? `; config ${io.file}` : ""}\n`,
@@ -292,7 +291,7 @@ export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<nu
     await logs.shutdown();
     const sp = spans.stats();
     const sel = selector.stats();
-    await new Promise((r) => sink.end(r));
+    if (sink) await new Promise((r) => sink.end(r));
     err.write(
       `kalman run: stopped. ${a.records} requests recorded; kernel lost ${s.lostRingFull + s.lostStashFull}; ` +
         `${a.connectionsUnknown} connections of unknown protocol, ${a.malformed} malformed messages; ` +

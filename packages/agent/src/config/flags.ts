@@ -61,8 +61,8 @@ export function runHelp(): string {
   return `usage: kalman run [options]
 
 Traces TCP/UDP sockets with eBPF, parses HTTP/1, HTTP/2, gRPC, DNS, Redis, MySQL, PostgreSQL, Kafka
-and MQTT, prints one line per request, appends each request record as JSON to output.requests, and
-exports spans, request logs and metrics over OTLP (or to OTLP-JSON files in output.dataDir).
+and MQTT, prints one line per request, and exports spans, request logs and metrics over OTLP (or to
+OTLP-JSON files in output.dataDir); with --output it also appends each request record as JSON there.
 
 Configuration: defaults < YAML file (--config or KALMAN_CONFIG) < environment (KALMAN_*, OTEL_*) <
 flags. Every key, its variable and its flag: docs/configuration.md. Invalid configuration exits

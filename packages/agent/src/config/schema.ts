@@ -288,8 +288,9 @@ export const configSchema = z.strictObject({
   output: meta(
     z
       .strictObject({
-        requests: meta(z.string({ error: "expected a file path" }).default("kalman-data/requests.jsonl"), {
-          description: "Request records as JSON lines (appended).",
+        requests: meta(z.string({ error: "expected a file path" }).default(""), {
+          description:
+            "Also append Kalman's own request records as JSON lines to this file (not rotated). Off when empty: the same requests go out as OTLP logs.",
           env: ["KALMAN_OUTPUT"],
           flag: "output",
         }),
