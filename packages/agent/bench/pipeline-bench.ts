@@ -180,7 +180,12 @@ function h2load(port: number, seconds: number, rps: number): Promise<string> {
  * files; or `otlp`: everything over OTLP/HTTP to a local sink that answers 200) traces nginx under
  * h2load; its CPU is read from /proc over the load (startup, a warm-up load and shutdown left out).
  */
-async function liveRun(seconds: number, rps: number, otlp: boolean) {
+async function liveRun(
+  seconds: number,
+  rps: number,
+  otlp: boolean,
+  cli = new URL("../src/cli.js", import.meta.url).pathname,
+) {
   const nginx = await startNginx(`    location / { return 200 "ok\\n"; }`);
   const dir = mkdtempSync(join(tmpdir(), `kalman-bench-${process.pid}-`));
   let received = 0;
@@ -195,9 +200,11 @@ async function liveRun(seconds: number, rps: number, otlp: boolean) {
   });
   await new Promise<void>((r) => backend.listen(0, "127.0.0.1", r));
   const backendPort = (backend.address() as { port: number }).port;
-  const cli = new URL("../src/cli.js", import.meta.url).pathname;
   const args = [cli, "run", "--ports", String(nginx.port), "--quiet", "--status-interval", "0"];
   args.push("--duration", String(WARMUP_SECONDS + seconds + 8), "--data-dir", dir);
+  // an older build writes its request-record lines by default: into the temporary directory then
+  if (process.env.BENCH_COMPARE && cli === process.env.BENCH_COMPARE)
+    args.push("--output", join(dir, "requests.jsonl"));
   if (otlp) args.push("--otlp-endpoint", `http://127.0.0.1:${backendPort}`, "--otlp-protocol", "http/protobuf");
   const agent = spawn(
     process.execPath,
@@ -266,21 +273,27 @@ for (const rps of !only || only === "pipeline" ? [5000, 0] : []) {
   );
 }
 if (!only || only === "run") {
-  // rounds interleaved (this machine is noisy): each configuration's median and range
+  // rounds interleaved (this machine is noisy): each configuration's median and range. BENCH_COMPARE=<other
+  // checkout's packages/agent/dist/src/cli.js> runs that build too, in the same rounds.
   const rps = Number(process.env.BENCH_RPS ?? 5000);
   const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
-  const runs = new Map<boolean, Array<Awaited<ReturnType<typeof liveRun>>>>([
-    [false, []],
-    [true, []],
-  ]);
-  for (let i = 0; i < rounds; i++) for (const [otlp, list] of runs) list.push(await liveRun(5, rps, otlp));
-  for (const [otlp, list] of runs) {
+  const other = process.env.BENCH_COMPARE;
+  const configs: Array<{ label: string; otlp: boolean; cli?: string }> = [
+    { label: "default: OTLP-JSON span and log files", otlp: false },
+    { label: "OTLP/HTTP: spans, logs, metrics", otlp: true },
+  ];
+  if (other) configs.push(...configs.map((c) => ({ ...c, label: `${c.label}; ${other}`, cli: other })));
+  const runs = configs.map(() => [] as Array<Awaited<ReturnType<typeof liveRun>>>);
+  for (let i = 0; i < rounds; i++)
+    for (const [k, c] of configs.entries()) runs[k]?.push(await liveRun(5, rps, c.otlp, c.cli));
+  for (const [k, c] of configs.entries()) {
+    const list = runs[k] ?? [];
     const perRequest = list.map((r) => (r.cpuS / Math.max(1, r.requests)) * 1e6).sort((a, b) => a - b);
     const core = list.map((r) => (r.cpuS / r.wall) * 100).sort((a, b) => a - b);
     const mid = (xs: number[]) => xs[Math.floor(xs.length / 2)] as number;
     const r = list[0] as (typeof list)[number];
     process.stdout.write(
-      `\n  kalman run (${otlp ? "OTLP/HTTP: spans, logs, metrics" : "default: OTLP-JSON span and log files"}, ${rps / 1000}k req/s, ${rounds} rounds): ${r.requests} requests in ${r.wall.toFixed(1)} s after ${r.warmupRequests} to warm up; ${list.reduce((n, x) => n + x.lost, 0)} lost\n`,
+      `\n  kalman run (${c.label}, ${rps / 1000}k req/s, ${rounds} rounds): ${r.requests} requests in ${r.wall.toFixed(1)} s after ${r.warmupRequests} to warm up; ${list.reduce((n, x) => n + x.lost, 0)} lost\n`,
     );
     process.stdout.write(
       `    agent CPU                              ${mid(core).toFixed(0)}% of one core (${core.map((x) => x.toFixed(0)).join(", ")})\n`,

@@ -165,6 +165,30 @@ describe("hand-written OTLP encoders", () => {
     expect(text.decode(logsJson(logs))).toBe(text.decode(JsonLogsSerializer.serializeRequest(logs)));
   });
 
+  it("repeated, alternating and ever-changing attribute values (the per-key value cache) encode the same", () => {
+    const base = readableLogs()[1] as ReadableLogRecord;
+    const logs: ReadableLogRecord[] = [];
+    for (let i = 0; i < 300; i++) {
+      logs.push({
+        ...base,
+        attributes: {
+          same: "GET",
+          alternating: i % 2 ? "/a" : "/b",
+          changing: `/items/${i}`,
+          escaped: i % 3 ? 'say "hi"' : "é",
+          long: "z".repeat(60 + (i % 10)),
+          kind: i % 7 ? "str" : 7,
+        },
+      });
+    }
+    for (let round = 0; round < 2; round++) {
+      expect(Buffer.from(serializeLogs(logs))).toEqual(
+        Buffer.from(ProtobufLogsSerializer.serializeRequest(logs) as Uint8Array),
+      );
+      expect(text.decode(logsJson(logs))).toBe(text.decode(JsonLogsSerializer.serializeRequest(logs)));
+    }
+  });
+
   it("spans with events or links go through the official serializer, unchanged", () => {
     const spans = readableSpans();
     const withEvent: ReadableSpan = {

@@ -18,7 +18,7 @@ const OPEN_BRACKET = 91;
 
 type Attrs = Record<string, unknown>;
 
-const keyPrefixes = new Map<string, Uint8Array>();
+const keyEntries = new Map<string, KeyEntry>();
 const resources = new WeakMap<Resource, { resource: Uint8Array; tail: Uint8Array }>();
 const scopes = new WeakMap<InstrumentationScope, { scope: Uint8Array; tail: Uint8Array }>();
 
@@ -63,17 +63,47 @@ const L = {
   logTraceId: literal(`,"traceId":`),
 } as const;
 
-function keyPrefix(w: JsonWriter, key: string): void {
-  let prefix = keyPrefixes.get(key);
-  if (!prefix) {
-    const k = new JsonWriter(64);
-    k.raw(L.key);
-    k.string(key);
-    k.raw(L.value);
-    prefix = k.finish();
-    if (keyPrefixes.size < MAX_CACHED_KEYS) keyPrefixes.set(key, prefix);
+/** Per attribute key: `{"key":"k","value":`, and the last string value seen with its whole KeyValue written. */
+interface KeyEntry {
+  prefix: Uint8Array;
+  value: string | undefined;
+  whole: Uint8Array | undefined;
+  hits: number;
+  misses: number;
+}
+/** Longest string value whose written KeyValue is kept. */
+const MAX_CACHED_VALUE = 64;
+const scratch = new JsonWriter(256);
+
+function keyEntry(key: string): KeyEntry | undefined {
+  const hit = keyEntries.get(key);
+  if (hit || keyEntries.size >= MAX_CACHED_KEYS) return hit;
+  const k = new JsonWriter(64);
+  k.raw(L.key);
+  k.string(key);
+  k.raw(L.value);
+  const entry: KeyEntry = { prefix: k.finish(), value: undefined, whole: undefined, hits: 0, misses: 0 };
+  keyEntries.set(key, entry);
+  return entry;
+}
+
+/** `{"key":...,"value":{"stringValue":...}}` from the key's one-value cache (undefined: write it out). */
+function cachedWhole(e: KeyEntry, value: string): Uint8Array | undefined {
+  if (value === e.value) {
+    e.hits++;
+    return e.whole;
   }
-  w.raw(prefix);
+  // a key whose values keep changing (paths, ids) is not worth the copy
+  if (value.length > MAX_CACHED_VALUE || e.misses > 2 * e.hits + 16) return undefined;
+  e.misses++;
+  scratch.reset();
+  scratch.raw(e.prefix);
+  scratch.raw(L.stringValue);
+  scratch.string(value);
+  scratch.raw(L.closeTwo);
+  e.value = value;
+  e.whole = scratch.finish();
+  return e.whole;
 }
 
 /** `[{"key":...,"value":{...}},...]`: toAttributes() of the transformer, stringified. */
@@ -82,9 +112,23 @@ function writeAttributes(w: JsonWriter, attributes: Attrs): void {
   const keys = Object.keys(attributes);
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i] as string;
+    const value = attributes[key];
     if (i) w.char(COMMA);
-    keyPrefix(w, key);
-    writeAnyValue(w, attributes[key]);
+    const e = keyEntry(key);
+    if (e && typeof value === "string") {
+      const whole = cachedWhole(e, value);
+      if (whole) {
+        w.raw(whole);
+        continue;
+      }
+    }
+    if (e) w.raw(e.prefix);
+    else {
+      w.raw(L.key);
+      w.string(key);
+      w.raw(L.value);
+    }
+    writeAnyValue(w, value);
     w.char(CLOSE_BRACE);
   }
   w.char(CLOSE_BRACKET);

@@ -15,22 +15,56 @@ const MAX_CACHED_KEYS = 4096;
 const MIN_INT64 = -(2 ** 63);
 const MAX_INT64 = 2 ** 63;
 
-/** `key` field + the value's tag of a KeyValue, per attribute key. Bounded: past it keys are encoded each time. */
-const keyPrefixes = new Map<string, Uint8Array>();
+/**
+ * Per attribute key: its `key` field + the value's tag, and the last string value seen with the
+ * whole KeyValue body encoded (method, route, status, addresses repeat from span to span). Keys
+ * whose values keep changing stop being cached. Bounded: past MAX_CACHED_KEYS keys are encoded each time.
+ */
+interface KeyEntry {
+  prefix: Uint8Array;
+  value: string | undefined;
+  body: Uint8Array | undefined;
+  hits: number;
+  misses: number;
+}
+const keyEntries = new Map<string, KeyEntry>();
 const resources = new WeakMap<Resource, Uint8Array>();
 const scopes = new WeakMap<InstrumentationScope, Uint8Array>();
 const scratch = new ProtoWriter(1024);
+/** Longest string value whose encoded KeyValue is kept (its body length then fits one length byte). */
+const MAX_CACHED_VALUE = 64;
 
-function keyPrefix(key: string): Uint8Array | undefined {
-  const hit = keyPrefixes.get(key);
-  if (hit || keyPrefixes.size >= MAX_CACHED_KEYS) return hit;
+function keyEntry(key: string): KeyEntry | undefined {
+  const hit = keyEntries.get(key);
+  if (hit || keyEntries.size >= MAX_CACHED_KEYS) return hit;
   scratch.reset();
   scratch.tag(1, 2);
   scratch.string(key);
   scratch.tag(2, 2);
-  const bytes = scratch.finish();
-  keyPrefixes.set(key, bytes);
-  return bytes;
+  const entry: KeyEntry = { prefix: scratch.finish(), value: undefined, body: undefined, hits: 0, misses: 0 };
+  keyEntries.set(key, entry);
+  return entry;
+}
+
+/** The KeyValue body of `key` = string `value`, from the key's one-value cache (undefined: write it out). */
+function cachedBody(e: KeyEntry, value: string): Uint8Array | undefined {
+  if (value === e.value) {
+    e.hits++;
+    return e.body;
+  }
+  // a key whose values keep changing (paths, ids) is not worth the copy
+  if (value.length > MAX_CACHED_VALUE || e.misses > 2 * e.hits + 16) return undefined;
+  e.misses++;
+  scratch.reset();
+  scratch.raw(e.prefix);
+  const v = scratch.begin();
+  scratch.tag(1, 2);
+  scratch.string(value);
+  scratch.end(v);
+  if (scratch.pos > 127) return undefined;
+  e.value = value;
+  e.body = scratch.finish();
+  return e.body;
 }
 
 type Attrs = Record<string, unknown>;
@@ -41,18 +75,27 @@ export function writeAttributes(w: ProtoWriter, attributes: Attrs, field: number
   const keys = Object.keys(attributes);
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i] as string;
+    const value = attributes[key];
+    const e = keyEntry(key);
     w.tag(field, 2);
+    if (e && typeof value === "string") {
+      const body = cachedBody(e, value);
+      if (body) {
+        w.uint32(body.length);
+        w.raw(body);
+        continue;
+      }
+    }
     const kv = w.begin();
-    const prefix = keyPrefix(key);
-    if (prefix) w.raw(prefix);
+    if (e) w.raw(e.prefix);
     else {
       w.tag(1, 2);
       w.string(key);
       w.tag(2, 2);
     }
-    const value = w.begin();
-    writeAnyValue(w, attributes[key]);
-    w.end(value);
+    const start = w.begin();
+    writeAnyValue(w, value);
+    w.end(start);
     w.end(kv);
   }
 }
