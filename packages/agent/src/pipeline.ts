@@ -144,13 +144,21 @@ export class Pipeline {
   /**
    * Metrics need both ends of a request named, but the two sides of one request complete at different
    * times (a server's answer is drained before the client reads it, later still on a loaded machine).
-   * Records are learned at once and handed on after METRICS_HOLD_MS, when their peers have been learned too.
+   * Records are learned at once; those with both ends named go on now (on a kept-alive connection,
+   * all but its first), the rest after METRICS_HOLD_MS, when their peers have been learned too.
    */
   private recordWithServices(records: RequestRecord[], nowMs: number): void {
     if (!this.opts.onRecordsWithServices) return;
     if (records.length) {
       this.directory.learn(records);
-      this.held.push({ records, atMs: nowMs });
+      const named: RequestRecord[] = [];
+      const waiting: RequestRecord[] = [];
+      for (const r of records) {
+        const ends = this.directory.serviceOf(r);
+        (ends.client !== undefined && ends.server !== undefined ? named : waiting).push(r);
+      }
+      if (named.length) this.opts.onRecordsWithServices(named, this.directory.serviceOf);
+      if (waiting.length) this.held.push({ records: waiting, atMs: nowMs });
     }
     while (this.held.length && nowMs - (this.held[0] as { atMs: number }).atMs >= METRICS_HOLD_MS) {
       this.opts.onRecordsWithServices(
