@@ -1,5 +1,7 @@
 import type { ReadableLogRecord } from "@opentelemetry/sdk-logs";
-import { logsJson } from "../encoding/otlp-json.js";
+import type { EncodedItem } from "../encoding/items.js";
+import { jsonLogItem, jsonLogsRequest } from "../encoding/otlp-json.js";
+import { protoLogItem } from "../encoding/otlp-proto.js";
 import { type OtlpProtocol, resolveProtocol } from "../exporter.js";
 import { compressionOf, grpcMetadata, type OfficialExporter, OtlpConnection } from "../otlp-connection.js";
 import { grpcLogExporter, httpLogExporter } from "../otlp-exporters.js";
@@ -99,7 +101,7 @@ export class OtlpLogExporter extends LogBatchingSink {
   readonly kind: "otlp-grpc" | "otlp-http";
   readonly target: string;
   readonly protocol: OtlpProtocol;
-  private readonly connection: OtlpConnection<ReadableLogRecord>;
+  private readonly connection: OtlpConnection<EncodedItem>;
 
   constructor(options: OtlpLogExporterOptions = {}) {
     super(options);
@@ -107,7 +109,7 @@ export class OtlpLogExporter extends LogBatchingSink {
     this.protocol = resolveLogsProtocol(options, env, (msg, fields) => this.logger.warn(msg, fields));
     const common = { timeoutMillis: options.timeoutMillis, concurrencyLimit: 2 };
     const compression = compressionOf(options.compression);
-    let make: () => OfficialExporter<ReadableLogRecord>;
+    let make: () => OfficialExporter<EncodedItem>;
     if (this.protocol === "grpc") {
       this.kind = "otlp-grpc";
       const url = options.endpoint ?? (options.env ? logsEndpointFromEnv(env, "grpc") : undefined);
@@ -128,7 +130,11 @@ export class OtlpLogExporter extends LogBatchingSink {
     this.connection = new OtlpConnection(this.protocol, make);
   }
 
-  protected send(batch: ReadableLogRecord[]): Promise<SendResult> {
+  protected encode(log: ReadableLogRecord): EncodedItem {
+    return protoLogItem(log);
+  }
+
+  protected send(batch: EncodedItem[]): Promise<SendResult> {
     return this.connection.send(batch);
   }
 
@@ -163,8 +169,12 @@ export class OtlpJsonLogFileSink extends LogBatchingSink {
     return this.target;
   }
 
-  protected send(batch: ReadableLogRecord[]): Promise<SendResult> {
-    return this.file.write(logsJson(batch));
+  protected encode(log: ReadableLogRecord): EncodedItem {
+    return jsonLogItem(log);
+  }
+
+  protected send(batch: EncodedItem[]): Promise<SendResult> {
+    return this.file.write(jsonLogsRequest(batch));
   }
 
   protected override async flushTransport(): Promise<void> {
