@@ -1,6 +1,4 @@
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import type { EncodedItem } from "./encoding/items.js";
-import { protoSpanItem } from "./encoding/otlp-proto.js";
 import { compressionOf, grpcMetadata, type OfficialExporter, OtlpConnection } from "./otlp-connection.js";
 import { grpcTraceExporter, httpTraceExporter } from "./otlp-exporters.js";
 import { type BatchingOptions, BatchingSink, type SendResult } from "./sink.js";
@@ -43,7 +41,7 @@ export class OtlpSpanExporter extends BatchingSink {
   readonly kind: "otlp-grpc" | "otlp-http";
   readonly target: string;
   readonly protocol: OtlpProtocol;
-  private readonly connection: OtlpConnection<EncodedItem>;
+  private readonly connection: OtlpConnection<ReadableSpan>;
 
   constructor(options: OtlpExporterOptions = {}) {
     super(options);
@@ -54,7 +52,7 @@ export class OtlpSpanExporter extends BatchingSink {
       // one batch in flight from our loop, plus room for a forced flush
       concurrencyLimit: 2,
     };
-    let make: () => OfficialExporter<EncodedItem>;
+    let make: () => OfficialExporter<ReadableSpan>;
     if (this.protocol === "grpc") {
       this.kind = "otlp-grpc";
       const url = options.endpoint ?? (options.env ? traceEndpointFromEnv(env, "grpc") : undefined);
@@ -86,11 +84,7 @@ export class OtlpSpanExporter extends BatchingSink {
     this.connection = new OtlpConnection(this.protocol, make);
   }
 
-  protected encode(span: ReadableSpan): EncodedItem {
-    return protoSpanItem(span);
-  }
-
-  protected send(batch: EncodedItem[]): Promise<SendResult> {
+  protected send(batch: ReadableSpan[]): Promise<SendResult> {
     return this.connection.send(batch);
   }
 

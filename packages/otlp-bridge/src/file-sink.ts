@@ -1,6 +1,5 @@
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import type { EncodedItem } from "./encoding/items.js";
-import { jsonSpanItem, jsonTracesRequest } from "./encoding/otlp-json.js";
+import { tracesJson } from "./encoding/otlp-json.js";
 import { type JsonFileOptions, JsonLinesFile } from "./rotating-file.js";
 import { type BatchingOptions, BatchingSink, type SendResult } from "./sink.js";
 
@@ -30,12 +29,8 @@ export class OtlpJsonFileSink extends BatchingSink {
     return this.target;
   }
 
-  protected encode(span: ReadableSpan): EncodedItem {
-    return jsonSpanItem(span);
-  }
-
-  protected send(batch: EncodedItem[]): Promise<SendResult> {
-    return this.file.write(jsonTracesRequest(batch));
+  protected send(batch: ReadableSpan[]): Promise<SendResult> {
+    return this.file.write(tracesJson(batch));
   }
 
   protected async closeTransport(): Promise<void> {

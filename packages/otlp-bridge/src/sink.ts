@@ -1,7 +1,6 @@
 import type { Span } from "@kalman/span-correlator";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { BatchLoop, type BatchLoopOptions, type SinkStats } from "./batch-loop.js";
-import type { EncodedItem } from "./encoding/items.js";
 import { type Logger, stderrWarnLogger } from "./logger.js";
 import { SpanConverter, type SpanConverterOptions } from "./spans.js";
 
@@ -35,11 +34,10 @@ export interface BatchingOptions extends BatchLoopOptions {
 }
 
 /**
- * The shared batch loop for spans: spans are converted and encoded as they are added (invalid W3C ids
- * are dropped and counted), then queued as bytes, batched and retried. Subclasses implement encode()
- * (their wire format) and send().
+ * The shared batch loop for spans: spans are converted to ReadableSpans as they are added (invalid
+ * W3C ids are dropped and counted), then queued, batched and retried. Subclasses implement send().
  */
-export abstract class BatchingSink extends BatchLoop<EncodedItem> implements SpanSink {
+export abstract class BatchingSink extends BatchLoop<ReadableSpan> implements SpanSink {
   abstract readonly kind: SpanSink["kind"];
   protected readonly converter: SpanConverter;
   private warnedInvalid = false;
@@ -52,12 +50,9 @@ export abstract class BatchingSink extends BatchLoop<EncodedItem> implements Spa
         : new SpanConverter({ env: options.env, ...options.converter });
   }
 
-  /** One converted span in this sink's wire format. */
-  protected abstract encode(span: ReadableSpan): EncodedItem;
-
   add(spans: readonly Span[]): void {
     try {
-      const readable: EncodedItem[] = [];
+      const readable: ReadableSpan[] = [];
       for (const span of spans) {
         let r: ReadableSpan | undefined;
         try {
@@ -65,7 +60,7 @@ export abstract class BatchingSink extends BatchLoop<EncodedItem> implements Spa
         } catch {
           r = undefined;
         }
-        if (r) readable.push(this.encode(r));
+        if (r) readable.push(r);
       }
       const invalid = spans.length - readable.length;
       if (invalid && !this.warnedInvalid) {

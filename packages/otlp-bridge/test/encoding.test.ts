@@ -17,22 +17,8 @@ import { resourceFromAttributes } from "@opentelemetry/resources";
 import type { ReadableLogRecord } from "@opentelemetry/sdk-logs";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { describe, expect, it } from "vitest";
-import {
-  jsonLogItem,
-  jsonLogsRequest,
-  jsonSpanItem,
-  jsonTracesRequest,
-  logsJson,
-  tracesJson,
-} from "../src/encoding/otlp-json.js";
-import {
-  protoLogItem,
-  protoLogsRequest,
-  protoSpanItem,
-  protoTracesRequest,
-  serializeLogs,
-  serializeTraces,
-} from "../src/encoding/otlp-proto.js";
+import { logsJson, tracesJson } from "../src/encoding/otlp-json.js";
+import { serializeLogs, serializeTraces } from "../src/encoding/otlp-proto.js";
 import { ProtoWriter } from "../src/encoding/proto-writer.js";
 import { KALMAN_SCOPE, LogRecordConverter, SpanConverter } from "../src/index.js";
 import { httpLogExporter, httpTraceExporter } from "../src/otlp-exporters.js";
@@ -179,37 +165,6 @@ describe("hand-written OTLP encoders", () => {
     expect(text.decode(logsJson(logs))).toBe(text.decode(JsonLogsSerializer.serializeRequest(logs)));
   });
 
-  it("items encoded when queued make the same requests, also across slabs and in any batch", () => {
-    const spans = readableSpans();
-    const logs = readableLogs();
-    // enough items to fill several 1 MiB slabs: earlier items keep their bytes
-    const manySpans = Array.from({ length: 600 }, (_, i) => spans[i % spans.length] as ReadableSpan);
-    const manyLogs = Array.from({ length: 600 }, (_, i) => logs[i % logs.length] as ReadableLogRecord);
-    const protoSpans = manySpans.map(protoSpanItem);
-    const jsonSpans = manySpans.map(jsonSpanItem);
-    const protoLogs = manyLogs.map(protoLogItem);
-    const jsonLogs = manyLogs.map(jsonLogItem);
-    expect(new Set(jsonSpans.map((i) => i.bytes.buffer)).size).toBeGreaterThan(1);
-    for (const [from, to] of [
-      [0, 600],
-      [0, spans.length],
-      [350, 590],
-    ] as const) {
-      expect(Buffer.from(protoTracesRequest(protoSpans.slice(from, to)))).toEqual(
-        Buffer.from(ProtobufTraceSerializer.serializeRequest(manySpans.slice(from, to)) as Uint8Array),
-      );
-      expect(text.decode(jsonTracesRequest(jsonSpans.slice(from, to)))).toBe(
-        text.decode(JsonTraceSerializer.serializeRequest(manySpans.slice(from, to))),
-      );
-      expect(Buffer.from(protoLogsRequest(protoLogs.slice(from, to)))).toEqual(
-        Buffer.from(ProtobufLogsSerializer.serializeRequest(manyLogs.slice(from, to)) as Uint8Array),
-      );
-      expect(text.decode(jsonLogsRequest(jsonLogs.slice(from, to)))).toBe(
-        text.decode(JsonLogsSerializer.serializeRequest(manyLogs.slice(from, to))),
-      );
-    }
-  });
-
   it("repeated, alternating and ever-changing attribute values (the per-key value cache) encode the same", () => {
     const base = readableLogs()[1] as ReadableLogRecord;
     const logs: ReadableLogRecord[] = [];
@@ -281,11 +236,11 @@ describe("hand-written OTLP encoders", () => {
       const config = { url: `${base}/v1/traces`, headers: { "x-tenant": "a" } };
       const spans = readableSpans();
       expect(await send(new OTLPTraceExporter(config), spans)).toBe(0);
-      expect(await send(httpTraceExporter(config), spans.map(protoSpanItem))).toBe(0);
+      expect(await send(httpTraceExporter(config), spans)).toBe(0);
       const logConfig = { url: `${base}/v1/logs`, headers: { "x-tenant": "b" } };
       const logs = readableLogs();
       expect(await send(new OTLPLogExporter(logConfig), logs)).toBe(0);
-      expect(await send(httpLogExporter(logConfig), logs.map(protoLogItem))).toBe(0);
+      expect(await send(httpLogExporter(logConfig), logs)).toBe(0);
     } finally {
       server.close();
     }

@@ -8,7 +8,6 @@ import { JsonLogsSerializer, JsonTraceSerializer } from "@opentelemetry/otlp-tra
 import type { Resource } from "@opentelemetry/resources";
 import type { ReadableLogRecord } from "@opentelemetry/sdk-logs";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import { type EncodedItem, ItemSlab } from "./items.js";
 import { JsonWriter, literal } from "./json-writer.js";
 
 const MAX_CACHED_KEYS = 4096;
@@ -432,35 +431,4 @@ export function logsJson(logs: readonly ReadableLogRecord[]): Uint8Array {
       return JsonLogsSerializer.serializeRequest(logs as ReadableLogRecord[]) ?? new Uint8Array(0);
   }
   return request(logWriter, logs, LOG_NAMES, writeLog, byScopeObject);
-}
-
-const itemWriter = new JsonWriter();
-const slab = new ItemSlab();
-
-/** A span as a queued item (its JSON object). Spans with events, links or a trace state are not taken. */
-export function jsonSpanItem(span: ReadableSpan): EncodedItem {
-  itemWriter.reset();
-  writeSpan(itemWriter, span);
-  const bytes = slab.copy(itemWriter.buf, itemWriter.pos);
-  return { resource: span.resource, instrumentationScope: span.instrumentationScope, bytes };
-}
-
-/** A log record as a queued item (its JSON object). */
-export function jsonLogItem(log: ReadableLogRecord): EncodedItem {
-  itemWriter.reset();
-  writeLog(itemWriter, log);
-  const bytes = slab.copy(itemWriter.buf, itemWriter.pos);
-  return { resource: log.resource, instrumentationScope: log.instrumentationScope, bytes };
-}
-
-const writeItem = (w: JsonWriter, item: EncodedItem) => w.raw(item.bytes);
-
-/** One OTLP-JSON ExportTraceServiceRequest from queued span items. */
-export function jsonTracesRequest(items: readonly EncodedItem[]): Uint8Array {
-  return request(traceWriter, items, TRACE_NAMES, writeItem, byScopeName);
-}
-
-/** One OTLP-JSON ExportLogsServiceRequest from queued log items. */
-export function jsonLogsRequest(items: readonly EncodedItem[]): Uint8Array {
-  return request(logWriter, items, LOG_NAMES, writeItem, byScopeObject);
 }

@@ -7,7 +7,6 @@ import { ProtobufLogsSerializer, ProtobufTraceSerializer } from "@opentelemetry/
 import type { Resource } from "@opentelemetry/resources";
 import type { ReadableLogRecord } from "@opentelemetry/sdk-logs";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import { type EncodedItem, ItemSlab } from "./items.js";
 import { ProtoWriter } from "./proto-writer.js";
 
 const HAS_IS_REMOTE = 0x100;
@@ -365,35 +364,4 @@ export function serializeLogs(logs: readonly ReadableLogRecord[]): Uint8Array {
     }
   }
   return writeRequest(logWriter, logs, writeLogRecord);
-}
-
-const itemWriter = new ProtoWriter();
-const slab = new ItemSlab();
-
-/** A span as a queued item (its length-prefixed Span message). Spans with events, links or a trace state are not taken. */
-export function protoSpanItem(span: ReadableSpan): EncodedItem {
-  itemWriter.reset();
-  writeSpan(itemWriter, span);
-  const bytes = slab.copy(itemWriter.buf, itemWriter.pos);
-  return { resource: span.resource, instrumentationScope: span.instrumentationScope, bytes };
-}
-
-/** A log record as a queued item (its length-prefixed LogRecord message). */
-export function protoLogItem(log: ReadableLogRecord): EncodedItem {
-  itemWriter.reset();
-  writeLogRecord(itemWriter, log);
-  const bytes = slab.copy(itemWriter.buf, itemWriter.pos);
-  return { resource: log.resource, instrumentationScope: log.instrumentationScope, bytes };
-}
-
-const writeItem = (w: ProtoWriter, item: EncodedItem) => w.raw(item.bytes);
-
-/** ExportTraceServiceRequest bytes from queued span items. */
-export function protoTracesRequest(items: readonly EncodedItem[]): Uint8Array {
-  return writeRequest(traceWriter, items, writeItem);
-}
-
-/** ExportLogsServiceRequest bytes from queued log items. */
-export function protoLogsRequest(items: readonly EncodedItem[]): Uint8Array {
-  return writeRequest(logWriter, items, writeItem);
 }

@@ -1,7 +1,6 @@
 import type { FlowRecord, RequestRecord } from "@kalman/flow-aggregator";
 import type { ReadableLogRecord } from "@opentelemetry/sdk-logs";
 import { BatchLoop, type BatchLoopOptions, errorMessage, type SinkStats } from "../batch-loop.js";
-import type { EncodedItem } from "../encoding/items.js";
 import { type Logger, stderrWarnLogger } from "../logger.js";
 import { LogRecordConverter, type LogRecordConverterOptions } from "./records.js";
 
@@ -31,11 +30,10 @@ export interface LogBatchingOptions extends LogRecordConverterOptions, BatchLoop
 }
 
 /**
- * The shared batch loop for log records: records are converted and encoded in add() (so the service
- * is resolved while the process is alive), then queued as bytes, batched and retried. Subclasses
- * implement encode() (their wire format) and send().
+ * The shared batch loop for log records: records are converted in add() (so the service is
+ * resolved while the process is alive), then queued, batched and retried. Subclasses implement send().
  */
-export abstract class LogBatchingSink extends BatchLoop<EncodedItem> implements LogSink {
+export abstract class LogBatchingSink extends BatchLoop<ReadableLogRecord> implements LogSink {
   abstract readonly kind: LogSink["kind"];
   readonly converter: LogRecordConverter;
 
@@ -43,9 +41,6 @@ export abstract class LogBatchingSink extends BatchLoop<EncodedItem> implements 
     super(options.logger ?? stderrWarnLogger, "log records", options);
     this.converter = options.logConverter ?? new LogRecordConverter(options);
   }
-
-  /** One converted log record in this sink's wire format. */
-  protected abstract encode(log: ReadableLogRecord): EncodedItem;
 
   add(records: readonly RequestRecord[]): void {
     this.convertAndQueue(records, (r) => this.converter.convert(r));
@@ -57,11 +52,11 @@ export abstract class LogBatchingSink extends BatchLoop<EncodedItem> implements 
 
   private convertAndQueue<T>(records: readonly T[], convert: (r: T) => ReadableLogRecord): void {
     try {
-      const logs: EncodedItem[] = [];
+      const logs: ReadableLogRecord[] = [];
       let firstError: unknown;
       for (const r of records) {
         try {
-          logs.push(this.encode(convert(r)));
+          logs.push(convert(r));
         } catch (err) {
           firstError ??= err;
         }

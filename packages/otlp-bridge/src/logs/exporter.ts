@@ -1,7 +1,5 @@
 import type { ReadableLogRecord } from "@opentelemetry/sdk-logs";
-import type { EncodedItem } from "../encoding/items.js";
-import { jsonLogItem, jsonLogsRequest } from "../encoding/otlp-json.js";
-import { protoLogItem } from "../encoding/otlp-proto.js";
+import { logsJson } from "../encoding/otlp-json.js";
 import { type OtlpProtocol, resolveProtocol } from "../exporter.js";
 import { compressionOf, grpcMetadata, type OfficialExporter, OtlpConnection } from "../otlp-connection.js";
 import { grpcLogExporter, httpLogExporter } from "../otlp-exporters.js";
@@ -101,7 +99,7 @@ export class OtlpLogExporter extends LogBatchingSink {
   readonly kind: "otlp-grpc" | "otlp-http";
   readonly target: string;
   readonly protocol: OtlpProtocol;
-  private readonly connection: OtlpConnection<EncodedItem>;
+  private readonly connection: OtlpConnection<ReadableLogRecord>;
 
   constructor(options: OtlpLogExporterOptions = {}) {
     super(options);
@@ -109,7 +107,7 @@ export class OtlpLogExporter extends LogBatchingSink {
     this.protocol = resolveLogsProtocol(options, env, (msg, fields) => this.logger.warn(msg, fields));
     const common = { timeoutMillis: options.timeoutMillis, concurrencyLimit: 2 };
     const compression = compressionOf(options.compression);
-    let make: () => OfficialExporter<EncodedItem>;
+    let make: () => OfficialExporter<ReadableLogRecord>;
     if (this.protocol === "grpc") {
       this.kind = "otlp-grpc";
       const url = options.endpoint ?? (options.env ? logsEndpointFromEnv(env, "grpc") : undefined);
@@ -130,11 +128,7 @@ export class OtlpLogExporter extends LogBatchingSink {
     this.connection = new OtlpConnection(this.protocol, make);
   }
 
-  protected encode(log: ReadableLogRecord): EncodedItem {
-    return protoLogItem(log);
-  }
-
-  protected send(batch: EncodedItem[]): Promise<SendResult> {
+  protected send(batch: ReadableLogRecord[]): Promise<SendResult> {
     return this.connection.send(batch);
   }
 
@@ -169,12 +163,8 @@ export class OtlpJsonLogFileSink extends LogBatchingSink {
     return this.target;
   }
 
-  protected encode(log: ReadableLogRecord): EncodedItem {
-    return jsonLogItem(log);
-  }
-
-  protected send(batch: EncodedItem[]): Promise<SendResult> {
-    return this.file.write(jsonLogsRequest(batch));
+  protected send(batch: ReadableLogRecord[]): Promise<SendResult> {
+    return this.file.write(logsJson(batch));
   }
 
   protected override async flushTransport(): Promise<void> {
