@@ -37,7 +37,7 @@ export class JsonLinesFile {
   async write(json: Uint8Array | undefined): Promise<SendResult> {
     if (!json || json.length === 0) return { ok: true };
     try {
-      await this.file.append(Buffer.concat([json, NEWLINE]));
+      await this.file.append([json, NEWLINE]);
       return { ok: true };
     } catch (error) {
       return { ok: false, error, retryable: true };
@@ -67,15 +67,28 @@ export class RotatingFile {
     private readonly maxFiles: number,
   ) {}
 
-  async append(line: Buffer): Promise<void> {
+  /** Appends the pieces as one write (no copy into one buffer first). */
+  async append(pieces: readonly Uint8Array[]): Promise<void> {
+    let length = 0;
+    for (const p of pieces) length += p.length;
     try {
       let fh = await this.handle();
-      if (this.size > 0 && this.size + line.length > this.maxBytes) {
+      if (this.size > 0 && this.size + length > this.maxBytes) {
         await this.rotate();
         fh = await this.handle();
       }
-      await fh.appendFile(line);
-      this.size += line.length;
+      let written = (await fh.writev(pieces as Uint8Array[])).bytesWritten;
+      if (written < length) {
+        // a short write (a regular file only does that when nearly full): the rest, or the error
+        const rest = Buffer.concat(pieces as Uint8Array[]).subarray(written);
+        for (let off = 0; off < rest.length; ) {
+          const n = (await fh.write(rest, off)).bytesWritten;
+          if (n === 0) throw new Error(`no progress writing ${this.path}`);
+          off += n;
+        }
+        written = length;
+      }
+      this.size += written;
     } catch (err) {
       await this.close();
       throw err;
