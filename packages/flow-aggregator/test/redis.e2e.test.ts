@@ -113,21 +113,23 @@ describePrivileged("redis: real redis-server observed with eBPF", () => {
     // redis-benchmark may send up to one pipeline more per client than asked
     expect(sets.length + gets.length).toBeLessThanOrEqual(40000 + 2 * 50 * 16);
     // the extra pipeline a client may send as it quits can be read by the server and never answered:
-    // those are reported as unanswered ("no response: connection closed"), never as a wrong answer
+    // those are reported as unanswered ("no response: connection closed"), never as a wrong answer.
+    // On a loaded machine a reply's bytes may go uncaptured: answered, outcome unknown, marked truncated.
     const answered = (r: (typeof sets)[number]) => r.status === "ok";
     const unanswered = [...sets, ...gets].filter((r) => !answered(r));
-    expect(unanswered.every((r) => r.status === "unknown" && /^no response/.test(r.exception ?? ""))).toBe(true);
+    const honest = (r: (typeof sets)[number]) =>
+      r.status === "unknown" && (/^no response/.test(r.exception ?? "") || r.attributes?.["kalman.truncated"] === true);
+    const notUnanswered = unanswered.filter((r) => !honest(r));
+    expect(notUnanswered.map((r) => `${r.status} ${r.exception} ${r.durationNs}ns`)).toEqual([]);
     expect(unanswered.length).toBeLessThanOrEqual(2 * 50 * 16);
     expect([...sets, ...gets].filter(answered).length).toBeGreaterThanOrEqual(39960);
     expect([...sets, ...gets].every((r) => r.resource === "key:__rand_int__")).toBe(true);
     expect(sets.filter(answered).every((r) => r.requestBytes === 45 && r.responseBytes === 5)).toBe(true);
     const clientCommands = clientSide(records).filter((r) => r.requestType === "SET" || r.requestType === "GET");
     expect(clientCommands.length).toBeGreaterThanOrEqual(39960);
-    expect(
-      clientCommands.every(
-        (r) => r.status === "ok" || (r.status === "unknown" && /^no response/.test(r.exception ?? "")),
-      ),
-    ).toBe(true);
+    expect(clientCommands.filter((r) => !answered(r) && !honest(r)).map((r) => `${r.status} ${r.exception}`)).toEqual(
+      [],
+    );
     expect(stats.malformed).toBe(0);
   });
 });
