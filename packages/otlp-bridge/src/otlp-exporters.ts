@@ -10,6 +10,8 @@ import {
   type OTLPGRPCExporterConfigNode,
 } from "@opentelemetry/otlp-grpc-exporter-base";
 import {
+  type IExporterMetricsHelper,
+  type ISerializer,
   LogsExporterMetricsHelper,
   ProtobufLogsSerializer,
   ProtobufTraceSerializer,
@@ -22,68 +24,69 @@ import type { OfficialExporter } from "./otlp-connection.js";
 
 type HttpConfig = OTLPExporterConfigBase & { headers?: Record<string, string>; compression?: unknown };
 
-const traceSerializer = {
-  serializeRequest: (spans: ReadableSpan[]) => serializeTraces(spans),
-  deserializeResponse: ProtobufTraceSerializer.deserializeResponse,
+/** What the official exporter packages pass for one signal, with Kalman's serializer. */
+interface Signal<T> {
+  env: "TRACES" | "LOGS";
+  path: string;
+  serializer: ISerializer<T[], unknown>;
+  counts: IExporterMetricsHelper<T[]>;
+  httpComponent: string;
+  grpcComponent: string;
+  grpcService: string;
+  grpcMethod: string;
+}
+
+const TRACES: Signal<ReadableSpan> = {
+  env: "TRACES",
+  path: "v1/traces",
+  serializer: { serializeRequest: serializeTraces, deserializeResponse: ProtobufTraceSerializer.deserializeResponse },
+  counts: TraceExporterMetricsHelper,
+  httpComponent: "otlp_http_span_exporter",
+  grpcComponent: "otlp_grpc_span_exporter",
+  grpcService: "TraceExportService",
+  grpcMethod: "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
 };
-const logSerializer = {
-  serializeRequest: (logs: ReadableLogRecord[]) => serializeLogs(logs),
-  deserializeResponse: ProtobufLogsSerializer.deserializeResponse,
+
+const LOGS: Signal<ReadableLogRecord> = {
+  env: "LOGS",
+  path: "v1/logs",
+  serializer: { serializeRequest: serializeLogs, deserializeResponse: ProtobufLogsSerializer.deserializeResponse },
+  counts: LogsExporterMetricsHelper,
+  httpComponent: "otlp_http_log_exporter",
+  grpcComponent: "otlp_grpc_log_exporter",
+  grpcService: "LogsExportService",
+  grpcMethod: "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
 };
+
 const PROTOBUF = { "Content-Type": "application/x-protobuf" };
 
+function httpExporter<T>(s: Signal<T>, config: HttpConfig): OfficialExporter<T> {
+  const options = convertLegacyHttpOptions(config as never, s.env, s.path, PROTOBUF);
+  return new OTLPExporterBase(
+    createOtlpHttpExportDelegate(options, s.serializer, s.httpComponent, s.counts, undefined),
+  );
+}
+
+function grpcExporter<T>(s: Signal<T>, config: OTLPGRPCExporterConfigNode): OfficialExporter<T> {
+  const options = convertLegacyOtlpGrpcOptions(config, s.env);
+  return new OTLPExporterBase(
+    createOtlpGrpcExportDelegate(
+      options,
+      s.serializer,
+      s.grpcComponent,
+      s.counts,
+      undefined,
+      s.grpcService,
+      s.grpcMethod,
+    ),
+  );
+}
+
 /** What @opentelemetry/exporter-trace-otlp-proto builds, with Kalman's protobuf writer. */
-export function httpTraceExporter(config: HttpConfig): OfficialExporter<ReadableSpan> {
-  return new OTLPExporterBase(
-    createOtlpHttpExportDelegate(
-      convertLegacyHttpOptions(config as never, "TRACES", "v1/traces", PROTOBUF),
-      traceSerializer,
-      "otlp_http_span_exporter",
-      TraceExporterMetricsHelper,
-      undefined,
-    ),
-  );
-}
-
+export const httpTraceExporter = (config: HttpConfig) => httpExporter(TRACES, config);
 /** What @opentelemetry/exporter-trace-otlp-grpc builds, with Kalman's protobuf writer. */
-export function grpcTraceExporter(config: OTLPGRPCExporterConfigNode): OfficialExporter<ReadableSpan> {
-  return new OTLPExporterBase(
-    createOtlpGrpcExportDelegate(
-      convertLegacyOtlpGrpcOptions(config, "TRACES"),
-      traceSerializer,
-      "otlp_grpc_span_exporter",
-      TraceExporterMetricsHelper,
-      undefined,
-      "TraceExportService",
-      "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-    ),
-  );
-}
-
+export const grpcTraceExporter = (config: OTLPGRPCExporterConfigNode) => grpcExporter(TRACES, config);
 /** What @opentelemetry/exporter-logs-otlp-proto builds, with Kalman's protobuf writer. */
-export function httpLogExporter(config: HttpConfig): OfficialExporter<ReadableLogRecord> {
-  return new OTLPExporterBase(
-    createOtlpHttpExportDelegate(
-      convertLegacyHttpOptions(config as never, "LOGS", "v1/logs", PROTOBUF),
-      logSerializer,
-      "otlp_http_log_exporter",
-      LogsExporterMetricsHelper,
-      undefined,
-    ),
-  );
-}
-
+export const httpLogExporter = (config: HttpConfig) => httpExporter(LOGS, config);
 /** What @opentelemetry/exporter-logs-otlp-grpc builds, with Kalman's protobuf writer. */
-export function grpcLogExporter(config: OTLPGRPCExporterConfigNode): OfficialExporter<ReadableLogRecord> {
-  return new OTLPExporterBase(
-    createOtlpGrpcExportDelegate(
-      convertLegacyOtlpGrpcOptions(config, "LOGS"),
-      logSerializer,
-      "otlp_grpc_log_exporter",
-      LogsExporterMetricsHelper,
-      undefined,
-      "LogsExportService",
-      "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
-    ),
-  );
-}
+export const grpcLogExporter = (config: OTLPGRPCExporterConfigNode) => grpcExporter(LOGS, config);

@@ -9,6 +9,7 @@ import type { Resource } from "@opentelemetry/resources";
 import type { ReadableLogRecord } from "@opentelemetry/sdk-logs";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { JsonWriter, literal } from "./json-writer.js";
+import { cachedEncoding, type ValueCache } from "./value-cache.js";
 
 const MAX_CACHED_KEYS = 4096;
 const COMMA = 44;
@@ -63,16 +64,10 @@ const L = {
   logTraceId: literal(`,"traceId":`),
 } as const;
 
-/** Per attribute key: `{"key":"k","value":`, and the last string value seen with its whole KeyValue written. */
-interface KeyEntry {
+/** Per attribute key: `{"key":"k","value":`, and its last string value's whole KeyValue. */
+interface KeyEntry extends ValueCache {
   prefix: Uint8Array;
-  value: string | undefined;
-  whole: Uint8Array | undefined;
-  hits: number;
-  misses: number;
 }
-/** Longest string value whose written KeyValue is kept. */
-const MAX_CACHED_VALUE = 64;
 const scratch = new JsonWriter(256);
 
 function keyEntry(key: string): KeyEntry | undefined {
@@ -82,28 +77,19 @@ function keyEntry(key: string): KeyEntry | undefined {
   k.raw(L.key);
   k.string(key);
   k.raw(L.value);
-  const entry: KeyEntry = { prefix: k.finish(), value: undefined, whole: undefined, hits: 0, misses: 0 };
+  const entry: KeyEntry = { prefix: k.finish(), value: undefined, bytes: undefined, hits: 0, misses: 0 };
   keyEntries.set(key, entry);
   return entry;
 }
 
-/** `{"key":...,"value":{"stringValue":...}}` from the key's one-value cache (undefined: write it out). */
-function cachedWhole(e: KeyEntry, value: string): Uint8Array | undefined {
-  if (value === e.value) {
-    e.hits++;
-    return e.whole;
-  }
-  // a key whose values keep changing (paths, ids) is not worth the copy
-  if (value.length > MAX_CACHED_VALUE || e.misses > 2 * e.hits + 16) return undefined;
-  e.misses++;
+/** `{"key":...,"value":{"stringValue":...}}` of the entry's key = `value`. */
+function keyValueJson(e: KeyEntry, value: string): Uint8Array {
   scratch.reset();
   scratch.raw(e.prefix);
   scratch.raw(L.stringValue);
   scratch.string(value);
   scratch.raw(L.closeTwo);
-  e.value = value;
-  e.whole = scratch.finish();
-  return e.whole;
+  return scratch.finish();
 }
 
 /** `[{"key":...,"value":{...}},...]`: toAttributes() of the transformer, stringified. */
@@ -116,7 +102,7 @@ function writeAttributes(w: JsonWriter, attributes: Attrs): void {
     if (i) w.char(COMMA);
     const e = keyEntry(key);
     if (e && typeof value === "string") {
-      const whole = cachedWhole(e, value);
+      const whole = cachedEncoding(e, value, keyValueJson);
       if (whole) {
         w.raw(whole);
         continue;

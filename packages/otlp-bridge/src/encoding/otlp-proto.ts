@@ -8,6 +8,7 @@ import type { Resource } from "@opentelemetry/resources";
 import type { ReadableLogRecord } from "@opentelemetry/sdk-logs";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { ProtoWriter } from "./proto-writer.js";
+import { cachedEncoding, type ValueCache } from "./value-cache.js";
 
 const HAS_IS_REMOTE = 0x100;
 const IS_REMOTE = 0x200;
@@ -15,24 +16,15 @@ const MAX_CACHED_KEYS = 4096;
 const MIN_INT64 = -(2 ** 63);
 const MAX_INT64 = 2 ** 63;
 
-/**
- * Per attribute key: its `key` field + the value's tag, and the last string value seen with the
- * whole KeyValue body encoded (method, route, status, addresses repeat from span to span). Keys
- * whose values keep changing stop being cached. Bounded: past MAX_CACHED_KEYS keys are encoded each time.
- */
-interface KeyEntry {
+/** Per attribute key: its `key` field + the value's tag, and its last string value's KeyValue body. */
+interface KeyEntry extends ValueCache {
   prefix: Uint8Array;
-  value: string | undefined;
-  body: Uint8Array | undefined;
-  hits: number;
-  misses: number;
 }
+/** Bounded: past MAX_CACHED_KEYS keys are encoded each time. */
 const keyEntries = new Map<string, KeyEntry>();
 const resources = new WeakMap<Resource, Uint8Array>();
 const scopes = new WeakMap<InstrumentationScope, Uint8Array>();
 const scratch = new ProtoWriter(1024);
-/** Longest string value whose encoded KeyValue is kept (its body length then fits one length byte). */
-const MAX_CACHED_VALUE = 64;
 
 function keyEntry(key: string): KeyEntry | undefined {
   const hit = keyEntries.get(key);
@@ -41,30 +33,20 @@ function keyEntry(key: string): KeyEntry | undefined {
   scratch.tag(1, 2);
   scratch.string(key);
   scratch.tag(2, 2);
-  const entry: KeyEntry = { prefix: scratch.finish(), value: undefined, body: undefined, hits: 0, misses: 0 };
+  const entry: KeyEntry = { prefix: scratch.finish(), value: undefined, bytes: undefined, hits: 0, misses: 0 };
   keyEntries.set(key, entry);
   return entry;
 }
 
-/** The KeyValue body of `key` = string `value`, from the key's one-value cache (undefined: write it out). */
-function cachedBody(e: KeyEntry, value: string): Uint8Array | undefined {
-  if (value === e.value) {
-    e.hits++;
-    return e.body;
-  }
-  // a key whose values keep changing (paths, ids) is not worth the copy
-  if (value.length > MAX_CACHED_VALUE || e.misses > 2 * e.hits + 16) return undefined;
-  e.misses++;
+/** The KeyValue body of the entry's key = `value`, when it fits a one-byte length. */
+function keyValueBody(e: KeyEntry, value: string): Uint8Array | undefined {
   scratch.reset();
   scratch.raw(e.prefix);
   const v = scratch.begin();
   scratch.tag(1, 2);
   scratch.string(value);
   scratch.end(v);
-  if (scratch.pos > 127) return undefined;
-  e.value = value;
-  e.body = scratch.finish();
-  return e.body;
+  return scratch.pos > 127 ? undefined : scratch.finish();
 }
 
 type Attrs = Record<string, unknown>;
@@ -79,7 +61,7 @@ export function writeAttributes(w: ProtoWriter, attributes: Attrs, field: number
     const e = keyEntry(key);
     w.tag(field, 2);
     if (e && typeof value === "string") {
-      const body = cachedBody(e, value);
+      const body = cachedEncoding(e, value, keyValueBody);
       if (body) {
         w.uint32(body.length);
         w.raw(body);
