@@ -20,6 +20,11 @@ import { PacketPipeline } from "../packet-pipeline.js";
 import { Pipeline, type ServerEndpoint } from "../pipeline.js";
 import { K8S_SELECTION_NEEDS_CLUSTER, ProcessSelector } from "../selection/selector.js";
 
+/** Pump interval while events flow, and the longest one while idle (ms; packet rings are smaller: 10). */
+const PUMP_MS = 5;
+const IDLE_PUMP_MS = 40;
+const IDLE_PUMP_MS_WITH_PACKETS = 10;
+
 export interface RunIo {
   out?: NodeJS.WritableStream;
   err?: NodeJS.WritableStream;
@@ -252,10 +257,15 @@ export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<nu
   let lastStatus = Date.now();
   let lastEvents = 0;
   let lastFiltered = 0;
+  let sleepMs = PUMP_MS;
   try {
     while (!stopping && Date.now() < deadline) {
+      const seen = pipeline.events + (packets?.packets ?? 0);
       pipeline.pump();
       packets?.pump();
+      // idle: wake less often (the kernel rings hold what comes meanwhile); busy: every PUMP_MS
+      const busy = pipeline.events + (packets?.packets ?? 0) !== seen;
+      sleepMs = busy ? PUMP_MS : Math.min(sleepMs * 2, packets ? IDLE_PUMP_MS_WITH_PACKETS : IDLE_PUMP_MS);
       const now = Date.now();
       if (statusEveryMs > 0 && now - lastStatus >= statusEveryMs) {
         const s = tracer.stats();
@@ -276,7 +286,7 @@ export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<nu
         recordsSince = 0;
         lastStatus = now;
       }
-      await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, sleepMs));
     }
   } finally {
     process.off("SIGINT", stop);
