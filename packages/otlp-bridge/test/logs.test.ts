@@ -10,6 +10,7 @@ import {
   type Logger,
   LogRecordConverter,
   type LogSink,
+  logAttributes,
   logBody,
   OtlpJsonLogFileSink,
   OtlpLogExporter,
@@ -135,6 +136,22 @@ describe("record -> log record", () => {
     expect(logBody(pg)).toBe("postgresql SELECT SELECT * FROM items WHERE id = $1 0.8ms");
     expect(logBody(timeout)).toBe("GET /slow timeout 5000.0ms");
     expect(logBody(syntheticRecord({ resource: `/${"x".repeat(400)}` }), 20)).toBe(`GET /${"x".repeat(19)}… 200 1.0ms`);
+  });
+
+  it("writes each field once: kalman.* only where no semconv attribute holds the value", () => {
+    const keys = (r: RequestRecord) => Object.keys(logAttributes(r));
+    const dup = ["kalman.code", "kalman.version", "kalman.request_type", "kalman.resource", "kalman.endpoint"];
+    const http = keys(syntheticRecord({ resource: "/a/1", endpoint: "/a/{id}" }));
+    expect(http).toEqual(expect.arrayContaining(["http.request.method", "url.path", "http.route", "thread.id"]));
+    for (const k of [...dup, "kalman.req_tid"]) expect(http).not.toContain(k);
+    // the client side has no route: its endpoint stays
+    expect(keys(syntheticRecord({ observationPoint: "client", endpoint: "/a/{id}" }))).toContain("kalman.endpoint");
+    // a Redis key is not query text: it stays as kalman.resource; the command is db.operation.name
+    const redis = logAttributes(
+      syntheticRecord({ protocol: "redis", version: "", requestType: "GET", resource: "user:1", code: undefined }),
+    );
+    expect(redis).toMatchObject({ "db.operation.name": "GET", "kalman.resource": "user:1" });
+    expect(Object.keys(redis)).not.toContain("kalman.request_type");
   });
 
   it("maps status to severity", () => {

@@ -78,20 +78,29 @@ function formatDuration(ns: number): string {
 }
 
 /**
- * Every record field as a log attribute: the span side's semconv attributes (http.request.method,
+ * Every record field as a log attribute, once: the span side's semconv attributes (http.request.method,
  * url.path, http.response.status_code, db.system.name, db.query.text, server.*, client.*,
- * network.transport, thread.id, ...) and `kalman.*` for the rest.
+ * network.transport, thread.id, ...) and `kalman.*` for the fields none of them carries.
  */
 export function logAttributes(r: RequestRecord): LogAttributes {
   const a: Record<string, AttributeValue | undefined> = spanAttributes(r);
   a["kalman.status"] = r.status;
-  if (r.code !== undefined) a["kalman.code"] = r.code;
+  // a field a semconv attribute already carries is not repeated under a kalman.* name
+  if (r.code !== undefined && a["http.response.status_code"] !== r.code && a["rpc.grpc.status_code"] !== r.code)
+    a["kalman.code"] = r.code;
   if (r.exception) a["kalman.exception"] = r.exception;
-  if (r.version) a["kalman.version"] = r.version;
-  if (r.requestType) a["kalman.request_type"] = r.requestType;
-  if (r.domain) a["kalman.domain"] = r.domain;
-  if (r.resource) a["kalman.resource"] = r.resource;
-  if (r.endpoint) a["kalman.endpoint"] = r.endpoint;
+  if (r.version && a["network.protocol.version"] !== r.version) a["kalman.version"] = r.version;
+  if (r.requestType && a["http.request.method"] !== r.requestType && a["db.operation.name"] !== r.requestType)
+    a["kalman.request_type"] = r.requestType;
+  if (r.domain && a["db.namespace"] !== r.domain) a["kalman.domain"] = r.domain;
+  if (
+    r.resource &&
+    a["url.path"] !== r.resource &&
+    a["db.query.text"] !== r.resource &&
+    a["dns.question.name"] !== r.resource
+  )
+    a["kalman.resource"] = r.resource;
+  if (r.endpoint && a["http.route"] !== r.endpoint) a["kalman.endpoint"] = r.endpoint;
   a["kalman.start_ns"] = r.startNs;
   a["kalman.end_ns"] = r.endNs;
   a["kalman.duration_ns"] = r.durationNs;
@@ -106,7 +115,7 @@ export function logAttributes(r: RequestRecord): LogAttributes {
   if (r.span?.parentSpanId) a["kalman.parent_span_id"] = r.span.parentSpanId;
   a["process.pid"] = r.pid;
   a["kalman.comm"] = r.comm;
-  a["kalman.req_tid"] = r.reqTid;
+  if (a["thread.id"] !== r.reqTid) a["kalman.req_tid"] = r.reqTid;
   if (r.respTid !== undefined) a["kalman.resp_tid"] = r.respTid;
   if (r.interface) a["kalman.interface"] = r.interface;
   a["kalman.conn_id"] = r.connId;
