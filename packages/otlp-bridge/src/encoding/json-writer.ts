@@ -40,7 +40,7 @@ export class JsonWriter {
     this.ensure(n);
     const b = this.buf;
     // set() is a memcpy with a fixed call cost: past a few words it beats the loop
-    if (n > 24) b.set(data, this.pos);
+    if (n > 8) b.set(data, this.pos);
     else {
       let p = this.pos;
       for (let i = 0; i < n; i++) b[p++] = data[i] as number;
