@@ -1,6 +1,6 @@
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import { compressionOf, grpcMetadata, type OfficialExporter, OtlpConnection } from "./otlp-connection.js";
-import { grpcTraceExporter, httpTraceExporter } from "./otlp-exporters.js";
+import { OtlpConnection } from "./otlp-connection.js";
+import { nonBlank, traceTransport } from "./otlp-exporters.js";
 import { type BatchingOptions, BatchingSink, type SendResult } from "./sink.js";
 
 export type OtlpProtocol = "grpc" | "http/protobuf";
@@ -45,43 +45,13 @@ export class OtlpSpanExporter extends BatchingSink {
 
   constructor(options: OtlpExporterOptions = {}) {
     super(options);
-    const env = options.env ?? process.env;
-    this.protocol = resolveProtocol(options, env, (msg, fields) => this.logger.warn(msg, fields));
-    const common = {
-      timeoutMillis: options.timeoutMillis,
-      // one batch in flight from our loop, plus room for a forced flush
-      concurrencyLimit: 2,
-    };
-    let make: () => OfficialExporter<ReadableSpan>;
-    if (this.protocol === "grpc") {
-      this.kind = "otlp-grpc";
-      const url = options.endpoint ?? (options.env ? traceEndpointFromEnv(env, "grpc") : undefined);
-      this.target = url ?? traceEndpointFromEnv(env, "grpc") ?? "http://localhost:4317";
-      make = () =>
-        grpcTraceExporter({
-          ...common,
-          url,
-          compression: compressionOf(options.compression),
-          metadata: options.headers ? grpcMetadata(options.headers) : undefined,
-        });
-    } else {
-      this.kind = "otlp-http";
-      const url =
-        options.endpoint !== undefined
-          ? httpTracesUrl(options.endpoint)
-          : options.env
-            ? traceEndpointFromEnv(env, "http/protobuf")
-            : undefined;
-      this.target = url ?? traceEndpointFromEnv(env, "http/protobuf") ?? "http://localhost:4318/v1/traces";
-      make = () =>
-        httpTraceExporter({
-          ...common,
-          url,
-          headers: options.headers,
-          compression: compressionOf(options.compression),
-        });
-    }
-    this.connection = new OtlpConnection(this.protocol, make);
+    this.protocol = resolveProtocol(options, options.env ?? process.env, (msg, fields) =>
+      this.logger.warn(msg, fields),
+    );
+    const t = traceTransport(this.protocol, options);
+    this.kind = t.kind;
+    this.target = t.target;
+    this.connection = new OtlpConnection(this.protocol, t.make);
   }
 
   protected send(batch: ReadableSpan[]): Promise<SendResult> {
@@ -118,35 +88,6 @@ export function resolveProtocol(
   return endpoint !== undefined && portOf(endpoint) === "4317" ? "grpc" : "http/protobuf";
 }
 
-/** The traces endpoint configured in the environment, as the official exporter would derive it. */
-export function traceEndpointFromEnv(env: NodeJS.ProcessEnv, protocol: OtlpProtocol): string | undefined {
-  const specific = nonBlank(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
-  if (specific) return specific.trim();
-  const general = nonBlank(env.OTEL_EXPORTER_OTLP_ENDPOINT)?.trim();
-  if (!general) return undefined;
-  if (protocol === "grpc") return general;
-  return `${general.endsWith("/") ? general : `${general}/`}v1/traces`;
-}
-
-/** A base URL gets `/v1/traces`; a URL that already has a path is used as is. */
-export function httpTracesUrl(endpoint: string): string {
-  const trimmed = endpoint.trim();
-  try {
-    const u = new URL(trimmed);
-    if (u.pathname === "" || u.pathname === "/") {
-      u.pathname = "/v1/traces";
-      return u.toString();
-    }
-    return trimmed;
-  } catch {
-    return trimmed;
-  }
-}
-
-function nonBlank(v: string | undefined): string | undefined {
-  return v === undefined || v.trim() === "" ? undefined : v;
-}
-
 function portOf(endpoint: string): string | undefined {
   const s = endpoint.trim();
   try {
@@ -155,3 +96,5 @@ function portOf(endpoint: string): string | undefined {
     return undefined;
   }
 }
+
+export { httpTracesUrl, traceEndpointFromEnv } from "./otlp-exporters.js";

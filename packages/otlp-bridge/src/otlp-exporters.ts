@@ -20,7 +20,8 @@ import {
 import type { ReadableLogRecord } from "@opentelemetry/sdk-logs";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { serializeLogs, serializeTraces } from "./encoding/otlp-proto.js";
-import type { OfficialExporter } from "./otlp-connection.js";
+import type { OtlpProtocol } from "./exporter.js";
+import { compressionOf, grpcMetadata, type OfficialExporter } from "./otlp-connection.js";
 
 type HttpConfig = OTLPExporterConfigBase & { headers?: Record<string, string>; compression?: unknown };
 
@@ -84,9 +85,91 @@ function grpcExporter<T>(s: Signal<T>, config: OTLPGRPCExporterConfigNode): Offi
 
 /** What @opentelemetry/exporter-trace-otlp-proto builds, with Kalman's protobuf writer. */
 export const httpTraceExporter = (config: HttpConfig) => httpExporter(TRACES, config);
-/** What @opentelemetry/exporter-trace-otlp-grpc builds, with Kalman's protobuf writer. */
-export const grpcTraceExporter = (config: OTLPGRPCExporterConfigNode) => grpcExporter(TRACES, config);
 /** What @opentelemetry/exporter-logs-otlp-proto builds, with Kalman's protobuf writer. */
 export const httpLogExporter = (config: HttpConfig) => httpExporter(LOGS, config);
-/** What @opentelemetry/exporter-logs-otlp-grpc builds, with Kalman's protobuf writer. */
-export const grpcLogExporter = (config: OTLPGRPCExporterConfigNode) => grpcExporter(LOGS, config);
+
+/** Where one signal goes and how: the sink's kind, its target for people, and a factory of exporters. */
+export interface OtlpTransport<T> {
+  kind: "otlp-grpc" | "otlp-http";
+  target: string;
+  make: () => OfficialExporter<T>;
+}
+
+/** What a span or log exporter is configured with (see OtlpExporterOptions). */
+export interface OtlpTransportOptions {
+  endpoint?: string;
+  headers?: Record<string, string>;
+  timeoutMillis?: number;
+  compression?: "gzip" | "none";
+  /** Injected environment: with it, the endpoint comes from it rather than from process.env. */
+  env?: NodeJS.ProcessEnv;
+}
+
+function transport<T>(s: Signal<T>, protocol: OtlpProtocol, options: OtlpTransportOptions): OtlpTransport<T> {
+  const env = options.env ?? process.env;
+  // one batch in flight from the sink's loop, plus room for a forced flush
+  const common = { timeoutMillis: options.timeoutMillis, concurrencyLimit: 2 };
+  const compression = compressionOf(options.compression);
+  if (protocol === "grpc") {
+    const url = options.endpoint ?? (options.env ? endpointFromEnv(env, protocol, s) : undefined);
+    const metadata = options.headers ? grpcMetadata(options.headers) : undefined;
+    return {
+      kind: "otlp-grpc",
+      target: url ?? endpointFromEnv(env, protocol, s) ?? "http://localhost:4317",
+      make: () => grpcExporter(s, { ...common, url, compression, metadata }),
+    };
+  }
+  const url =
+    options.endpoint !== undefined
+      ? signalUrl(options.endpoint, s.path)
+      : options.env
+        ? endpointFromEnv(env, protocol, s)
+        : undefined;
+  return {
+    kind: "otlp-http",
+    target: url ?? endpointFromEnv(env, protocol, s) ?? `http://localhost:4318/${s.path}`,
+    make: () => httpExporter(s, { ...common, url, headers: options.headers, compression }),
+  };
+}
+
+export const traceTransport = (protocol: OtlpProtocol, options: OtlpTransportOptions) =>
+  transport(TRACES, protocol, options);
+export const logTransport = (protocol: OtlpProtocol, options: OtlpTransportOptions) =>
+  transport(LOGS, protocol, options);
+
+/** A signal's endpoint from the environment, as the official exporter derives it. */
+function endpointFromEnv<T>(env: NodeJS.ProcessEnv, protocol: OtlpProtocol, s: Signal<T>): string | undefined {
+  const specific = nonBlank(env[`OTEL_EXPORTER_OTLP_${s.env}_ENDPOINT`]);
+  if (specific) return specific.trim();
+  const general = nonBlank(env.OTEL_EXPORTER_OTLP_ENDPOINT)?.trim();
+  if (!general) return undefined;
+  if (protocol === "grpc") return general;
+  return `${general.endsWith("/") ? general : `${general}/`}${s.path}`;
+}
+
+/** A base URL gets the signal's path; a URL that already has a path is used as is. */
+function signalUrl(endpoint: string, path: string): string {
+  const trimmed = endpoint.trim();
+  try {
+    const u = new URL(trimmed);
+    if (u.pathname === "" || u.pathname === "/") {
+      u.pathname = `/${path}`;
+      return u.toString();
+    }
+    return trimmed;
+  } catch {
+    return trimmed;
+  }
+}
+
+/** The traces endpoint configured in the environment, as the official exporter would derive it. */
+export const traceEndpointFromEnv = (env: NodeJS.ProcessEnv, protocol: OtlpProtocol) =>
+  endpointFromEnv(env, protocol, TRACES);
+/** A base URL gets `/v1/traces`; a URL that already has a path is used as is. */
+export const httpTracesUrl = (endpoint: string) => signalUrl(endpoint, TRACES.path);
+/** A base URL gets `/v1/logs`; a URL that already has a path is used as is. */
+export const httpLogsUrl = (endpoint: string) => signalUrl(endpoint, LOGS.path);
+
+export function nonBlank(v: string | undefined): string | undefined {
+  return v === undefined || v.trim() === "" ? undefined : v;
+}

@@ -1,8 +1,8 @@
 import type { ReadableLogRecord } from "@opentelemetry/sdk-logs";
 import { logsJson } from "../encoding/otlp-json.js";
 import { type OtlpProtocol, resolveProtocol } from "../exporter.js";
-import { compressionOf, grpcMetadata, type OfficialExporter, OtlpConnection } from "../otlp-connection.js";
-import { grpcLogExporter, httpLogExporter } from "../otlp-exporters.js";
+import { OtlpConnection } from "../otlp-connection.js";
+import { logTransport, nonBlank } from "../otlp-exporters.js";
 import { type JsonFileOptions, JsonLinesFile } from "../rotating-file.js";
 import type { SendResult } from "../sink.js";
 import { type LogBatchingOptions, LogBatchingSink, type LogSink } from "./batching.js";
@@ -66,30 +66,6 @@ export function resolveLogsProtocol(
   );
 }
 
-/** A base URL gets `/v1/logs`; a URL that already has a path is used as is. */
-export function httpLogsUrl(endpoint: string): string {
-  const trimmed = endpoint.trim();
-  try {
-    const u = new URL(trimmed);
-    if (u.pathname === "" || u.pathname === "/") {
-      u.pathname = "/v1/logs";
-      return u.toString();
-    }
-    return trimmed;
-  } catch {
-    return trimmed;
-  }
-}
-
-function logsEndpointFromEnv(env: NodeJS.ProcessEnv, protocol: OtlpProtocol): string | undefined {
-  const specific = nonBlank(env.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT);
-  if (specific) return specific.trim();
-  const general = nonBlank(env.OTEL_EXPORTER_OTLP_ENDPOINT)?.trim();
-  if (!general) return undefined;
-  if (protocol === "grpc") return general;
-  return `${general.endsWith("/") ? general : `${general}/`}v1/logs`;
-}
-
 /**
  * Log records -> OTLP through the official exporters (what @opentelemetry/exporter-logs-otlp-grpc and
  * -proto build, with Kalman's serializer: see otlp-exporters.ts), behind the bounded queue with batching
@@ -105,27 +81,10 @@ export class OtlpLogExporter extends LogBatchingSink {
     super(options);
     const env = options.env ?? process.env;
     this.protocol = resolveLogsProtocol(options, env, (msg, fields) => this.logger.warn(msg, fields));
-    const common = { timeoutMillis: options.timeoutMillis, concurrencyLimit: 2 };
-    const compression = compressionOf(options.compression);
-    let make: () => OfficialExporter<ReadableLogRecord>;
-    if (this.protocol === "grpc") {
-      this.kind = "otlp-grpc";
-      const url = options.endpoint ?? (options.env ? logsEndpointFromEnv(env, "grpc") : undefined);
-      this.target = url ?? logsEndpointFromEnv(env, "grpc") ?? "http://localhost:4317";
-      const metadata = options.headers ? grpcMetadata(options.headers) : undefined;
-      make = () => grpcLogExporter({ ...common, url, compression, metadata });
-    } else {
-      this.kind = "otlp-http";
-      const url =
-        options.endpoint !== undefined
-          ? httpLogsUrl(options.endpoint)
-          : options.env
-            ? logsEndpointFromEnv(env, "http/protobuf")
-            : undefined;
-      this.target = url ?? logsEndpointFromEnv(env, "http/protobuf") ?? "http://localhost:4318/v1/logs";
-      make = () => httpLogExporter({ ...common, url, headers: options.headers, compression });
-    }
-    this.connection = new OtlpConnection(this.protocol, make);
+    const t = logTransport(this.protocol, options);
+    this.kind = t.kind;
+    this.target = t.target;
+    this.connection = new OtlpConnection(this.protocol, t.make);
   }
 
   protected send(batch: ReadableLogRecord[]): Promise<SendResult> {
@@ -176,6 +135,4 @@ export class OtlpJsonLogFileSink extends LogBatchingSink {
   }
 }
 
-function nonBlank(v: string | undefined): string | undefined {
-  return v === undefined || v.trim() === "" ? undefined : v;
-}
+export { httpLogsUrl } from "../otlp-exporters.js";
