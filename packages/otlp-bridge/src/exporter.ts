@@ -1,35 +1,16 @@
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { OtlpConnection } from "./otlp-connection.js";
-import { nonBlank, traceTransport } from "./otlp-exporters.js";
+import { nonBlank, type OtlpTransportOptions, traceTransport } from "./otlp-exporters.js";
 import { type BatchingOptions, BatchingSink, type SendResult } from "./sink.js";
 
 export type OtlpProtocol = "grpc" | "http/protobuf";
 
-export interface OtlpExporterOptions extends BatchingOptions {
+export interface OtlpExporterOptions extends BatchingOptions, OtlpTransportOptions {
   /**
    * Transport. Default: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, then OTEL_EXPORTER_OTLP_PROTOCOL, then
    * inferred from the endpoint's port (4317 -> grpc, anything else -> http/protobuf, as Beyla does).
    */
   protocol?: OtlpProtocol;
-  /**
-   * Where to send. grpc: `http://host:4317` (http:// = plaintext, https:// or no scheme = TLS, as in
-   * the official exporter). http/protobuf: a base URL (`http://host:4318`, `/v1/traces` is appended)
-   * or a full URL with a path (used as is). Default: what the official exporter reads from
-   * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4317 / :4318.
-   */
-  endpoint?: string;
-  /** Extra request headers (gRPC metadata for grpc). Merged with OTEL_EXPORTER_OTLP_[TRACES_]HEADERS. */
-  headers?: Record<string, string>;
-  /** Per-export timeout in ms (default: OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT, else 10000). */
-  timeoutMillis?: number;
-  /** Default: OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION, else none. */
-  compression?: "gzip" | "none";
-  /**
-   * Injected environment (tests, or config layered by the agent): used for the protocol choice and,
-   * when `endpoint` is not set, for the endpoint. Without it the official exporters read
-   * process.env themselves (endpoint, headers, timeout, compression, TLS files).
-   */
-  env?: NodeJS.ProcessEnv;
 }
 
 /**

@@ -95,13 +95,26 @@ export interface OtlpTransport<T> {
   make: () => OfficialExporter<T>;
 }
 
-/** What a span or log exporter is configured with (see OtlpExporterOptions). */
+/** Where and how a span or log exporter sends (SIGNAL: TRACES or LOGS). */
 export interface OtlpTransportOptions {
+  /**
+   * grpc: `http://host:4317` (http:// = plaintext, https:// or no scheme = TLS, as in the official
+   * exporter). http/protobuf: a base URL (`http://host:4318`, `/v1/traces` or `/v1/logs` is appended)
+   * or a full URL with a path (used as is). Default: what the official exporter reads from
+   * OTEL_EXPORTER_OTLP_SIGNAL_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4317 / :4318.
+   */
   endpoint?: string;
+  /** Extra request headers (gRPC metadata for grpc). Merged with OTEL_EXPORTER_OTLP_[SIGNAL_]HEADERS. */
   headers?: Record<string, string>;
+  /** Per-export timeout in ms (default: OTEL_EXPORTER_OTLP_[SIGNAL_]TIMEOUT, else 10000). */
   timeoutMillis?: number;
+  /** Default: OTEL_EXPORTER_OTLP_[SIGNAL_]COMPRESSION, else none. */
   compression?: "gzip" | "none";
-  /** Injected environment: with it, the endpoint comes from it rather than from process.env. */
+  /**
+   * Injected environment (tests, or config layered by the agent): used for the protocol choice and,
+   * when `endpoint` is not set, for the endpoint. Without it the official exporters read
+   * process.env themselves (endpoint, headers, timeout, compression, TLS files).
+   */
   env?: NodeJS.ProcessEnv;
 }
 

@@ -1,53 +1,12 @@
+import { ByteBuffer } from "./byte-buffer.js";
+
 /**
  * A JSON text writer over one growable byte buffer reused from request to request: literals
  * pre-encoded, strings copied as bytes (JSON.stringify only for strings that need escaping or are not
  * ASCII), so a request is built without intermediate strings. Output: the UTF-8 of what JSON.stringify
  * writes for the same values.
  */
-export class JsonWriter {
-  buf: Uint8Array;
-  pos = 0;
-
-  constructor(initialSize = 64 * 1024) {
-    this.buf = new Uint8Array(initialSize);
-  }
-
-  reset(): void {
-    this.pos = 0;
-  }
-
-  /** A copy of what was written (the buffer itself is reused). */
-  finish(): Uint8Array {
-    // not zero-filled first: every byte is copied over
-    const out = Buffer.allocUnsafe(this.pos);
-    out.set(this.buf.subarray(0, this.pos));
-    return out;
-  }
-
-  ensure(n: number): void {
-    if (this.pos + n > this.buf.length) {
-      let size = this.buf.length * 2;
-      while (size < this.pos + n) size *= 2;
-      const next = new Uint8Array(size);
-      next.set(this.buf.subarray(0, this.pos));
-      this.buf = next;
-    }
-  }
-
-  /** Pre-encoded bytes (see literal()). */
-  raw(data: Uint8Array): void {
-    const n = data.length;
-    this.ensure(n);
-    const b = this.buf;
-    // set() is a memcpy with a fixed call cost: past a few words it beats the loop
-    if (n > 8) b.set(data, this.pos);
-    else {
-      let p = this.pos;
-      for (let i = 0; i < n; i++) b[p++] = data[i] as number;
-    }
-    this.pos += n;
-  }
-
+export class JsonWriter extends ByteBuffer {
   /** One ASCII character (punctuation). */
   char(c: number): void {
     this.ensure(1);

@@ -1,43 +1,22 @@
+import { ByteBuffer } from "./byte-buffer.js";
+
 /**
  * A protobuf writer over one growable buffer that is reused from request to request: one pass,
  * lengths back-patched (one byte reserved, the body moved in the rare case it needs more), keys of
  * attributes encoded once and copied after that. Byte for byte what @opentelemetry/otlp-transformer's
  * writer produces for the same fields.
  */
-export class ProtoWriter {
-  buf: Uint8Array;
-  pos = 0;
+export class ProtoWriter extends ByteBuffer {
   private view: DataView;
 
   constructor(initialSize = 64 * 1024) {
-    this.buf = new Uint8Array(initialSize);
+    super(initialSize);
     this.view = new DataView(this.buf.buffer);
   }
 
-  /** Starts a new message at the beginning of the buffer. */
-  reset(): void {
-    this.pos = 0;
-  }
-
-  /** A copy of what was written (the buffer itself is reused). */
-  finish(): Uint8Array {
-    // not zero-filled first: every byte is copied over
-    const out = Buffer.allocUnsafe(this.pos);
-    out.set(this.buf.subarray(0, this.pos));
-    return out;
-  }
-
-  ensure(n: number): void {
-    if (this.pos + n > this.buf.length) this.grow(n);
-  }
-
-  private grow(n: number): void {
-    let size = this.buf.length * 2;
-    while (size < this.pos + n) size *= 2;
-    const next = new Uint8Array(size);
-    next.set(this.buf.subarray(0, this.pos));
-    this.buf = next;
-    this.view = new DataView(next.buffer);
+  protected override grow(n: number): void {
+    super.grow(n);
+    this.view = new DataView(this.buf.buffer);
   }
 
   /** A tag (field number << 3 | wire type); every tag Kalman writes fits in two bytes. */
@@ -133,20 +112,6 @@ export class ProtoWriter {
   bytes(data: Uint8Array): void {
     this.uint32(data.length);
     this.raw(data);
-  }
-
-  /** Bytes as they are (pre-encoded fields). */
-  raw(data: Uint8Array): void {
-    const n = data.length;
-    this.ensure(n);
-    const b = this.buf;
-    // set() is a memcpy with a fixed call cost: past a few words it beats the loop
-    if (n > 8) b.set(data, this.pos);
-    else {
-      let p = this.pos;
-      for (let i = 0; i < n; i++) b[p++] = data[i] as number;
-    }
-    this.pos += n;
   }
 
   /** A lowercase/uppercase hex id (trace or span id) as length-prefixed bytes. */

@@ -2,27 +2,14 @@ import type { ReadableLogRecord } from "@opentelemetry/sdk-logs";
 import { logsJson } from "../encoding/otlp-json.js";
 import { type OtlpProtocol, resolveProtocol } from "../exporter.js";
 import { OtlpConnection } from "../otlp-connection.js";
-import { logTransport, nonBlank } from "../otlp-exporters.js";
+import { logTransport, nonBlank, type OtlpTransportOptions } from "../otlp-exporters.js";
 import { type JsonFileOptions, JsonLinesFile } from "../rotating-file.js";
 import type { SendResult } from "../sink.js";
 import { type LogBatchingOptions, LogBatchingSink, type LogSink } from "./batching.js";
 
-export interface OtlpLogExporterOptions extends LogBatchingOptions {
+export interface OtlpLogExporterOptions extends LogBatchingOptions, OtlpTransportOptions {
   /** Default: OTEL_EXPORTER_OTLP_LOGS_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL, else by port (4317 -> grpc). */
   protocol?: OtlpProtocol;
-  /**
-   * grpc: `http://host:4317` (http:// = plaintext). http/protobuf: a base URL (`/v1/logs` is
-   * appended) or a full URL. Default: what the official exporter reads from
-   * OTEL_EXPORTER_OTLP_LOGS_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4317 / :4318.
-   */
-  endpoint?: string;
-  /** Extra headers / gRPC metadata (merged with OTEL_EXPORTER_OTLP_[LOGS_]HEADERS by the exporter). */
-  headers?: Record<string, string>;
-  /** Per-export timeout in ms (default: OTEL_EXPORTER_OTLP_[LOGS_]TIMEOUT, else 10000). */
-  timeoutMillis?: number;
-  compression?: "gzip" | "none";
-  /** Injected environment: used for the protocol and, when `endpoint` is not set, for the endpoint. */
-  env?: NodeJS.ProcessEnv;
 }
 
 export interface LogFileSinkOptions extends LogBatchingOptions, JsonFileOptions {}
