@@ -1,16 +1,14 @@
 // The packet commands end to end: `kalman replay` and `kalman pcap` on a tcpdump capture of real
 // HTTP traffic, `kalman pcap` live in a namespace, and `kalman run` exporting flow logs.
-import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { once } from "node:events";
+import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { checkCapturePrivileges } from "@kalman/ebpf-receiver";
 import { createNetLab, describePrivileged, type NetLab } from "@kalman/examples";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { cli, spawnKalman } from "./support/kalman-process.js";
 
-const cli = fileURLToPath(new URL("../dist/src/cli.js", import.meta.url));
 const HTTP_PORT = 7201;
 
 let dir: string;
@@ -130,38 +128,24 @@ describePrivileged(
 
     it("kalman pcap captures live in a namespace and writes the selected flow", async () => {
       const out = join(dir, "live.pcap");
-      const child = spawn(
-        process.execPath,
-        [
-          cli,
-          "pcap",
-          "--netns",
-          `/var/run/netns/${lab.ns.b}`,
-          "--interfaces",
-          "eth0",
-          "--duration",
-          "4",
-          "--port",
-          String(HTTP_PORT),
-          "--write",
-          out,
-        ],
-        { stdio: ["ignore", "pipe", "pipe"] },
-      );
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d: Buffer) => {
-        stdout += d.toString();
-      });
-      child.stderr.on("data", (d: Buffer) => {
-        stderr += d.toString();
-      });
-      for (let i = 0; i < 100 && !stderr.includes("capturing on"); i++) await new Promise((r) => setTimeout(r, 50));
-      expect(stderr).toContain("capturing on eth0@");
+      const k = spawnKalman([
+        "pcap",
+        "--netns",
+        `/var/run/netns/${lab.ns.b}`,
+        "--interfaces",
+        "eth0",
+        "--duration",
+        "4",
+        "--port",
+        String(HTTP_PORT),
+        "--write",
+        out,
+      ]);
+      await k.waitForStderr("capturing on");
+      expect(k.stderr()).toContain("capturing on eth0@");
       await lab.run(lab.ns.a, ["curl", "-s", "-o", "/dev/null", `http://${lab.ip.b}:${HTTP_PORT}/`]);
-      const [code] = (await once(child, "exit")) as [number];
-      expect(code).toBe(0);
-      const written = Number(/wrote (\d+) packets of 1 flow/.exec(stdout)?.[1]);
+      expect(await k.exited).toBe(0);
+      const written = Number(/wrote (\d+) packets of 1 flow/.exec(k.stdout())?.[1]);
       expect(written).toBeGreaterThanOrEqual(10); // handshake, request, response, close
       expect(tsharkCount(out)).toBe(written);
       expect(tsharkCount(out, "tcp.flags.syn == 1 && tcp.flags.ack == 0")).toBe(1);
@@ -169,11 +153,9 @@ describePrivileged(
 
     it("kalman run with packets exports flow logs (with TCP fields) to the embedded logs file", async () => {
       const data = join(dir, "run-data");
-      const child = spawn(
-        process.execPath,
-        [cli, "run", "--duration", "5", "--quiet", "--data-dir", data, "--output", join(dir, "req.jsonl")],
+      const k = spawnKalman(
+        ["run", "--duration", "5", "--quiet", "--data-dir", data, "--output", join(dir, "req.jsonl")],
         {
-          stdio: ["ignore", "pipe", "pipe"],
           env: {
             ...process.env,
             KALMAN_PACKETS_ENABLED: "true",
@@ -183,17 +165,11 @@ describePrivileged(
           },
         },
       );
-      let stderr = "";
-      child.stderr.on("data", (d: Buffer) => {
-        stderr += d.toString();
-      });
-      for (let i = 0; i < 200 && !stderr.includes("attached and exporting"); i++)
-        await new Promise((r) => setTimeout(r, 50));
-      expect(stderr).toMatch(/packets on eth0@\/var\/run\/netns\/kl-lab\S+ → flow logs/);
+      await k.waitForStderr("attached and exporting", 10_000);
+      expect(k.stderr()).toMatch(/packets on eth0@\/var\/run\/netns\/kl-lab\S+ → flow logs/);
       for (let i = 0; i < 2; i++)
         await lab.run(lab.ns.a, ["curl", "-s", "-o", "/dev/null", `http://${lab.ip.b}:${HTTP_PORT}/`]);
-      const [code] = (await once(child, "exit")) as [number];
-      expect(code).toBe(0);
+      expect(await k.exited).toBe(0);
       const files = readdirSync(data).filter((f) => f.startsWith("logs"));
       const logs = files
         .flatMap((f) => readFileSync(join(data, f), "utf8").trim().split("\n"))
@@ -209,7 +185,7 @@ describePrivileged(
       );
       expect(flows).toHaveLength(2);
       for (const f of flows) {
-        const attr = (k: string) => f.attributes.find((a) => a.key === k)?.value;
+        const attr = (key: string) => f.attributes.find((a) => a.key === key)?.value;
         expect(f.body.stringValue).toMatch(
           new RegExp(
             `^tcp ${lab.ip.a.replaceAll(".", "\\.")}:\\d+ → ${lab.ip.b.replaceAll(".", "\\.")}:${HTTP_PORT} \\[eth0\\] fin `,

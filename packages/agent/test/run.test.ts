@@ -1,12 +1,11 @@
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { type RunningServer, startNginx } from "@kalman/examples";
 import { afterAll, describe, expect, it } from "vitest";
+import { cli, spawnKalman } from "./support/kalman-process.js";
 
-const cli = fileURLToPath(new URL("../dist/src/cli.js", import.meta.url));
 const privileged = process.env.KALMAN_SKIP_PRIVILEGED !== "1";
 const tmp = mkdtempSync(join(tmpdir(), "kalman-run-"));
 let nginx: RunningServer | undefined;
@@ -33,28 +32,14 @@ describe("kalman run", () => {
   it.runIf(privileged)("prints one line per request and writes each record as a JSON line", async () => {
     nginx = await startNginx(`    location / { return 200 "ok\\n"; }`);
     const out = join(tmp, "requests.jsonl");
-    const child = spawn(
-      process.execPath,
-      [cli, "run", "--ports", String(nginx.port), "--duration", "4", "--output", out],
-      {
-        cwd: tmp,
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
+    const k = spawnKalman(["run", "--ports", String(nginx.port), "--duration", "4", "--output", out], { cwd: tmp });
     // wait until attached, then send traffic
-    for (let i = 0; i < 100 && !stderr.includes("attached"); i++) await new Promise((r) => setTimeout(r, 50));
-    expect(stderr).toContain("eBPF programs attached");
+    await k.waitForStderr("attached");
+    expect(k.stderr()).toContain("eBPF programs attached");
     for (const path of ["/one", "/two", "/three"])
       execFileSync("curl", ["-s", "-o", "/dev/null", `http://127.0.0.1:${nginx.port}${path}`]);
-    const code = await new Promise((r) => child.on("exit", r));
+    const code = await k.exited;
+    const stdout = k.stdout();
     expect(code).toBe(0);
     expect(stdout.match(/^http1 +GET \/(one|two|three) +200 ok .*\[server\]$/gm)).toHaveLength(3);
     expect(stdout.match(/\[client\]$/gm)).toHaveLength(3);
@@ -70,7 +55,7 @@ describe("kalman run", () => {
         .sort(),
     ).toEqual(["/one", "/three", "/two"]);
     expect(records.every((r) => r.protocol === "http1" && r.code === 200 && r.serverPort === nginx?.port)).toBe(true);
-    expect(stderr).toMatch(/stopped\. 6 requests recorded; kernel lost 0/);
+    expect(k.stderr()).toMatch(/stopped\. 6 requests recorded; kernel lost 0/);
     // the same records as OTLP logs (the embedded default: OTLP-JSON lines), linked to their traces
     const logLines = readFileSync(join(tmp, "kalman-data", "logs.jsonl"), "utf8")
       .trim()
@@ -88,26 +73,21 @@ describe("kalman run", () => {
   it.runIf(privileged)(
     "SIGTERM flushes and detaches; a second SIGTERM exits at once; no program stays loaded",
     async () => {
-      const child = spawn(
-        process.execPath,
-        [cli, "run", "--ports", "1", "--quiet", "--duration", "60", "--output", join(tmp, "sig.jsonl")],
+      const k = spawnKalman(
+        ["run", "--ports", "1", "--quiet", "--duration", "60", "--output", join(tmp, "sig.jsonl")],
         {
           cwd: tmp,
-          stdio: ["ignore", "ignore", "pipe"],
         },
       );
-      let stderr = "";
-      child.stderr.on("data", (d: Buffer) => {
-        stderr += d.toString();
-      });
-      for (let i = 0; i < 100 && !stderr.includes("attached"); i++) await new Promise((r) => setTimeout(r, 50));
-      const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+      const child = k.child;
+      await k.waitForStderr("attached");
+      const exited = k.exited;
       const t0 = Date.now();
       child.kill("SIGTERM");
       child.kill("SIGTERM");
       await exited;
       expect(Date.now() - t0).toBeLessThan(5000);
-      expect(stderr).toContain("flushing and detaching");
+      expect(k.stderr()).toContain("flushing and detaching");
       // whatever path it took, the kernel holds no program of a dead agent
       const progs = execFileSync("bpftool", ["prog", "list"], { encoding: "utf8" });
       expect(progs).not.toMatch(new RegExp(`pids node\\(${child.pid}\\)`));

@@ -1,13 +1,11 @@
 // kalman run over the demo topology serves the service graph on Prometheus: the edges are exactly the hops.
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { type DemoTopology, freePort, startDemoTopology } from "@kalman/examples";
 import { afterAll, describe, expect, it } from "vitest";
+import { spawnKalman } from "./support/kalman-process.js";
 
-const cli = fileURLToPath(new URL("../dist/src/cli.js", import.meta.url));
 const privileged = process.env.KALMAN_SKIP_PRIVILEGED !== "1";
 const dir = mkdtempSync(join(tmpdir(), "kalman-map-"));
 let topology: DemoTopology | undefined;
@@ -34,10 +32,8 @@ describe.runIf(privileged)("service map", () => {
   it("RED and service-graph metrics on Prometheus show exactly the topology's edges", async () => {
     topology = await startDemoTopology();
     const port = await freePort();
-    const child = spawn(
-      process.execPath,
+    const k = spawnKalman(
       [
-        cli,
         "run",
         "--ports",
         topology.ports.join(","),
@@ -49,20 +45,16 @@ describe.runIf(privileged)("service map", () => {
         "--output",
         join(dir, "r.jsonl"),
       ],
-      { cwd: dir, stdio: ["ignore", "ignore", "pipe"] },
+      { cwd: dir },
     );
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    for (let i = 0; i < 100 && !stderr.includes("attached"); i++) await new Promise((r) => setTimeout(r, 50));
-    expect(stderr).toContain(`Prometheus http://127.0.0.1:${port}/metrics`);
+    await k.waitForStderr("attached");
+    expect(k.stderr()).toContain(`Prometheus http://127.0.0.1:${port}/metrics`);
     const statuses = await topology.drive(4);
     expect(statuses).toEqual([200, 200, 200, 200]);
     await new Promise((r) => setTimeout(r, 1000));
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    child.kill("SIGTERM");
-    await new Promise((r) => child.on("exit", r));
+    k.child.kill("SIGTERM");
+    await k.exited;
 
     const graph = edges(text);
     // the traffic driver (`node driver.mjs`, short-lived: "driver", or "node" once it has exited) calls nginx

@@ -1,0 +1,44 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+/** The built CLI the tests run (`pnpm build` first). */
+export const cli = fileURLToPath(new URL("../../dist/src/cli.js", import.meta.url));
+
+/** A `kalman` child process with its output collected. */
+export interface KalmanProcess {
+  child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** Waits (polling every 50 ms) until stderr contains `text`; false after `ms`. */
+  waitForStderr(text: string, ms?: number): Promise<boolean>;
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>;
+}
+
+export function spawnKalman(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): KalmanProcess {
+  const child = spawn(process.execPath, [cli, ...args], {
+    cwd: opts.cwd,
+    env: opts.env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (d: Buffer) => {
+    stdout += d.toString();
+  });
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+  return {
+    child,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    exited,
+    async waitForStderr(text, ms = 5000) {
+      for (let waited = 0; !stderr.includes(text) && waited < ms; waited += 50)
+        await new Promise((r) => setTimeout(r, 50));
+      return stderr.includes(text);
+    },
+  };
+}
