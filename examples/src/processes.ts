@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, type SpawnSyncReturns, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -68,4 +68,15 @@ export async function waitForStableFile(file: string, intervalMs = 200): Promise
     stable = size === last ? stable + 1 : 0;
     last = size;
   }
+}
+
+/**
+ * Runs a shell script in a private mount namespace (`unshare --mount --propagation private`): what it
+ * mounts or unmounts there leaves the host's mounts as they are, and dies with it.
+ */
+export function inPrivateMountNamespace(script: string, timeoutMs = 60_000): SpawnSyncReturns<string> {
+  return spawnSync("unshare", ["--mount", "--propagation", "private", "sh", "-c", script], {
+    encoding: "utf8",
+    timeout: timeoutMs,
+  });
 }

@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { receiverPreflight } from "@kalman/ebpf-receiver";
-import { describePrivileged } from "@kalman/examples";
+import { describePrivileged, inPrivateMountNamespace } from "@kalman/examples";
 import { expect, it } from "vitest";
 
 const cli = fileURLToPath(new URL("../dist/src/cli.js", import.meta.url));
@@ -23,19 +23,10 @@ describePrivileged("kalman doctor: uprobes", receiverPreflight, () => {
 
   it("reports uprobes that cannot attach (PMU and uprobe_events hidden in a private mount namespace), with the fix", () => {
     // the host's mounts stay as they are: the namespace is private and dies with the command
-    const r = spawnSync(
-      "unshare",
-      [
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        "mount -t tmpfs kalman-test /sys/bus/event_source/devices/uprobe && " +
-          "mount --bind /dev/null /sys/kernel/tracing/uprobe_events && " +
-          `exec "${process.execPath}" "${cli}" doctor`,
-      ],
-      { encoding: "utf8", timeout: 60_000 },
+    const r = inPrivateMountNamespace(
+      "mount -t tmpfs kalman-test /sys/bus/event_source/devices/uprobe && " +
+        "mount --bind /dev/null /sys/kernel/tracing/uprobe_events && " +
+        `exec "${process.execPath}" "${cli}" doctor`,
     );
     expect(r.status, r.stdout + r.stderr).toBe(1);
     // tracepoints still load: only the uprobe check fails

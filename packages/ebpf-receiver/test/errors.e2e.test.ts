@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { inPrivateMountNamespace } from "@kalman/examples";
 import { afterAll, expect, it } from "vitest";
 import { ReceiverError, SocketTracer } from "../src/index.js";
 import { describePrivileged } from "./support.js";
@@ -45,17 +46,8 @@ describePrivileged("tracer errors and lifecycle", () => {
   it("without tracefs mounted, open fails at preflight and says how to mount it", () => {
     // a private mount namespace: the host's tracefs stays mounted
     const script = `import(${JSON.stringify(entry)}).then((m) => { try { m.SocketTracer.open({ closeOnSignals: false }); console.log("OPENED"); } catch (e) { console.log(e.stage + "|" + e.message); } });`;
-    const r = spawnSync(
-      "unshare",
-      [
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        `umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug/tracing 2>/dev/null; umount /sys/kernel/debug 2>/dev/null; exec "${process.execPath}" -e '${script}'`,
-      ],
-      { encoding: "utf8" },
+    const r = inPrivateMountNamespace(
+      `umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug/tracing 2>/dev/null; umount /sys/kernel/debug 2>/dev/null; exec "${process.execPath}" -e '${script}'`,
     );
     expect(r.stdout).not.toContain("OPENED");
     expect(r.stdout).toContain("preflight|");
