@@ -13,6 +13,7 @@ import { describePrivileged, freePort, startNginx } from "@kalman/examples";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { OtlpGrpcReceiver } from "../../otlp-bridge/test/support/otlp-receiver.js";
+import { exporterEnv } from "../src/commands/run.js";
 import { ConfigError, loadConfig, printConfig } from "../src/config/index.js";
 
 const cli = fileURLToPath(new URL("../dist/src/cli.js", import.meta.url));
@@ -282,6 +283,30 @@ describe("precedence: defaults < file < env < flags", () => {
     expect(otel.service).toEqual({ name: "edge-agent", resourceAttributes: { "deployment.environment": "prod" } });
     const printed = printConfig(loadConfig({ env: { OTEL_EXPORTER_OTLP_HEADERS: "authorization=Bearer%20abc" } }));
     expect(printed).not.toContain("abc");
+  });
+
+  it("OTEL_<SIGNAL>_EXPORTER turns a signal off; a value other than otlp or none names the key and the fix", () => {
+    const off = loadConfig({ env: { OTEL_TRACES_EXPORTER: "none", OTEL_LOGS_EXPORTER: "otlp" } });
+    expect(off.config.otlp.tracesExporter).toBe("none");
+    expect(off.config.otlp.logsExporter).toBe("otlp");
+    expect(off.config.otlp.metricsExporter).toBe("otlp");
+    expect(off.sources.get("otlp.tracesExporter")).toContain("OTEL_TRACES_EXPORTER");
+    // the exporters see "none" for a signal turned off, and the user's own value otherwise
+    const env = exporterEnv(off.config, { OTEL_LOGS_EXPORTER: "otlp" });
+    expect(env.OTEL_TRACES_EXPORTER).toBe("none");
+    expect(env.OTEL_LOGS_EXPORTER).toBe("otlp");
+    expect(env.OTEL_METRICS_EXPORTER).toBeUndefined();
+    // a file's "otlp" wins over nothing and leaves no "none" behind
+    const fromFile = loadConfig({ file: yamlFile("otlp:\n  logsExporter: otlp\n"), env: {} }).config;
+    expect(exporterEnv(fromFile, { OTEL_LOGS_EXPORTER: "none" }).OTEL_LOGS_EXPORTER).toBeUndefined();
+    try {
+      loadConfig({ env: { OTEL_METRICS_EXPORTER: "prometheus" } });
+      expect.unreachable("prometheus is not an OTLP exporter value here");
+    } catch (e) {
+      const p = (e as ConfigError).problems[0];
+      expect(p?.key).toBe("otlp.metricsExporter");
+      expect(String((e as ConfigError).message)).toContain("set prometheus.port (KALMAN_PROMETHEUS_PORT) instead");
+    }
   });
 
   it("unknown KALMAN_ variables warn with a suggestion; errors are collected, not first-only", () => {

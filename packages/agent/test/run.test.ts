@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type RunningServer, startNginx } from "@kalman/examples";
@@ -69,6 +69,50 @@ describe("kalman run", () => {
     expect(logRecords.map((r) => r.body.stringValue).filter((b) => b.startsWith("GET /one 200"))).toHaveLength(2);
     expect(logRecords.every((r) => /^[0-9a-f]{32}$/.test(r.traceId))).toBe(true);
   });
+
+  it.runIf(privileged)(
+    "OTEL_LOGS_EXPORTER=none and OTEL_TRACES_EXPORTER=none turn one signal off and leave the other whole",
+    async () => {
+      nginx ??= await startNginx(`    location / { return 200 "ok\\n"; }`);
+      const port = nginx.port;
+      const runWith = async (env: Record<string, string>, dir: string) => {
+        const k = spawnKalman(["run", "--ports", String(port), "--quiet", "--duration", "3", "--data-dir", dir], {
+          cwd: tmp,
+          env: { ...process.env, ...env },
+        });
+        await k.waitForStderr("attached");
+        for (const path of ["/a", "/b"])
+          execFileSync("curl", ["-s", "-o", "/dev/null", `http://127.0.0.1:${port}${path}`]);
+        expect(await k.exited).toBe(0);
+        return k.stderr();
+      };
+      const lines = (file: string) => readFileSync(file, "utf8").trim().split("\n").filter(Boolean);
+      const countOf = (file: string, field: "resourceSpans" | "resourceLogs", leaf: "spans" | "logRecords") =>
+        lines(file)
+          .flatMap((l) => JSON.parse(l)[field])
+          .flatMap((r: { scopeSpans?: unknown[]; scopeLogs?: unknown[] }) => r.scopeSpans ?? r.scopeLogs ?? [])
+          .flatMap((s: Record<string, unknown[]>) => s[leaf] ?? []).length;
+
+      const noLogs = join(tmp, "no-logs");
+      const stderr1 = await runWith({ OTEL_LOGS_EXPORTER: "none" }, noLogs);
+      expect(stderr1).toContain("logs → none (OTEL_LOGS_EXPORTER=none)");
+      expect(countOf(join(noLogs, "traces.jsonl"), "resourceSpans", "spans")).toBe(4);
+      expect(existsSync(join(noLogs, "logs.jsonl"))).toBe(false);
+
+      const noTraces = join(tmp, "no-traces");
+      const stderr2 = await runWith({ OTEL_TRACES_EXPORTER: "none" }, noTraces);
+      expect(stderr2).toContain("traces → none (OTEL_TRACES_EXPORTER=none)");
+      expect(stderr2).toMatch(/spans exported 0, dropped 0\n/);
+      expect(existsSync(join(noTraces, "traces.jsonl"))).toBe(false);
+      // the request logs still carry the trace context the correlator decided
+      const logs = lines(join(noTraces, "logs.jsonl"))
+        .flatMap((l) => JSON.parse(l).resourceLogs)
+        .flatMap((r: { scopeLogs: Array<{ logRecords: Array<{ traceId: string }> }> }) => r.scopeLogs)
+        .flatMap((s: { logRecords: Array<{ traceId: string }> }) => s.logRecords);
+      expect(logs).toHaveLength(4);
+      expect(logs.every((r) => /^[0-9a-f]{32}$/.test(r.traceId))).toBe(true);
+    },
+  );
 
   it.runIf(privileged)(
     "SIGTERM flushes and detaches; a second SIGTERM exits at once; no program stays loaded",

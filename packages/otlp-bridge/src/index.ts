@@ -1,7 +1,9 @@
+import { DisabledSink, exporterIsNone } from "./disabled-sink.js";
 import { type OtlpExporterOptions, OtlpSpanExporter } from "./exporter.js";
 import { type FileSinkOptions, OtlpJsonFileSink } from "./file-sink.js";
 import type { SpanSink } from "./sink.js";
 
+export { DisabledSink, exporterIsNone } from "./disabled-sink.js";
 export { encodeTraceRequest } from "./encode.js";
 export {
   httpTracesUrl,
@@ -54,15 +56,18 @@ export interface SpanSinkConfig extends OtlpExporterOptions, FileSinkOptions {
    * "otlp": always export over OTLP (to the configured endpoint, else the exporter's localhost default).
    * "file": always write OTLP-JSON lines. "auto" (default): OTLP when an endpoint is configured
    * (config `endpoint`, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT) or
-   * OTEL_TRACES_EXPORTER=otlp, else the file sink in `dir` (default "kalman-data").
+   * OTEL_TRACES_EXPORTER=otlp, else the file sink in `dir` (default "kalman-data"). "none" (or, in
+   * "auto", OTEL_TRACES_EXPORTER=none): a sink that takes nothing.
    */
-  sink?: "auto" | "otlp" | "file";
+  sink?: "auto" | "otlp" | "file" | "none";
 }
 
 /** Picks the sink: the OTLP exporter (gRPC or HTTP/protobuf) when an endpoint is configured, else the file sink. */
 export function createSpanSink(config: SpanSinkConfig = {}): SpanSink {
   const env = config.env ?? process.env;
   const mode = config.sink ?? "auto";
+  if (mode === "none" || (mode === "auto" && exporterIsNone(env.OTEL_TRACES_EXPORTER)))
+    return new DisabledSink("(OTEL_TRACES_EXPORTER=none)");
   if (mode === "otlp" || (mode === "auto" && otlpConfigured(config, env))) return new OtlpSpanExporter(config);
   return new OtlpJsonFileSink(config);
 }

@@ -11,8 +11,8 @@ export type SpanSinkStats = SinkStats;
 
 /** Where spans go: an OTLP exporter or the OTLP-JSON file sink. Same interface, so the agent can use either. */
 export interface SpanSink {
-  /** "otlp-grpc", "otlp-http" or "file". */
-  readonly kind: "otlp-grpc" | "otlp-http" | "file";
+  /** "otlp-grpc", "otlp-http", "file", or "none" (traces turned off). */
+  readonly kind: "otlp-grpc" | "otlp-http" | "file" | "none";
   /** Human-readable destination (endpoint URL or file path), for logs and the CLI. */
   readonly target: string;
   /** Non-blocking: queues the spans (dropping and counting the oldest when full). Never throws. */

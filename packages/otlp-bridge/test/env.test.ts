@@ -5,7 +5,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createSpanSink, httpTracesUrl, type Logger, OtlpSpanExporter, resolveProtocol } from "../src/index.js";
+import {
+  createLogSink,
+  createSpanSink,
+  httpTracesUrl,
+  type Logger,
+  OtlpSpanExporter,
+  resolveProtocol,
+} from "../src/index.js";
 import { OtlpGrpcReceiver, OtlpHttpReceiver } from "./support/otlp-receiver.js";
 import { makeSpan, service } from "./support/spans.js";
 
@@ -170,5 +177,26 @@ describe("configuration by injection", () => {
     expect([a.kind, b.kind, c.kind]).toEqual(["otlp-http", "otlp-http", "file"]);
     expect(a.target).toBe("http://localhost:4318/v1/traces");
     await Promise.all([a.shutdown(), b.shutdown(), c.shutdown()]);
+  });
+
+  it("OTEL_TRACES_EXPORTER / OTEL_LOGS_EXPORTER=none: a sink that takes nothing, even with an endpoint set", async () => {
+    const env = {
+      OTEL_TRACES_EXPORTER: "none",
+      OTEL_LOGS_EXPORTER: "none",
+      OTEL_EXPORTER_OTLP_ENDPOINT: grpcRx.endpoint,
+    };
+    const spans = createSpanSink({ env, logger: quiet });
+    const logs = createLogSink({ env, logger: quiet });
+    expect([spans.kind, logs.kind]).toEqual(["none", "none"]);
+    expect(logs.target).toBe("(OTEL_LOGS_EXPORTER=none)");
+    const before = grpcRx.spans.length;
+    spans.add([makeSpan({ service: service("off") })]);
+    await spans.flush();
+    expect(spans.stats()).toMatchObject({ exported: 0, dropped: 0, queued: 0 });
+    expect(grpcRx.spans.length).toBe(before);
+    // explicitly asked for: the option wins over the variable
+    const forced = createSpanSink({ sink: "file", env, dir: join(cwd, "forced-none"), logger: quiet });
+    expect(forced.kind).toBe("file");
+    await Promise.all([spans.shutdown(), logs.shutdown(), forced.shutdown()]);
   });
 });

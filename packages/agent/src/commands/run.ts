@@ -63,6 +63,13 @@ export function exporterEnv(config: KalmanConfig, base: NodeJS.ProcessEnv = proc
   set("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", o.metricsEndpoint);
   set("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", o.logsEndpoint);
   set("OTEL_EXPORTER_OTLP_PROTOCOL", o.protocol);
+  // "none" turns a signal off; "otlp" keeps the variable as given (OTEL_TRACES_EXPORTER=otlp without an
+  // endpoint means the SDK's localhost default, the key's default means the embedded files)
+  const signal = (name: string, exporter: "otlp" | "none") =>
+    set(name, exporter === "none" ? "none" : base[name]?.trim() === "none" ? undefined : base[name]);
+  signal("OTEL_TRACES_EXPORTER", o.tracesExporter);
+  signal("OTEL_LOGS_EXPORTER", o.logsExporter);
+  signal("OTEL_METRICS_EXPORTER", o.metricsExporter);
   set("OTEL_SERVICE_NAME", config.service.name);
   const attrs = Object.entries(config.service.resourceAttributes);
   set(
@@ -145,6 +152,7 @@ export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<nu
     metrics = createMetricsPipeline({
       env,
       headers,
+      exporter: config.otlp.metricsExporter === "none" ? "none" : "auto",
       prometheus: config.prometheus.port === undefined ? false : { port: config.prometheus.port },
       serviceResourceAttributes: (service) => services?.attributesOfService(service),
     });
@@ -166,8 +174,12 @@ export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<nu
         onRecords(rs);
         logSink.add(rs);
       },
-      onSpans: (ss) => spanSink.add(ss),
-      onRecordsWithServices: (rs, serviceOf) => metricsPipeline.record(rs, serviceOf),
+      // a signal turned off costs nothing: no spans are built, no metrics recorded
+      onSpans: spanSink.kind === "none" ? undefined : (ss) => spanSink.add(ss),
+      onRecordsWithServices:
+        metricsPipeline.kind === "none" && config.prometheus.port === undefined
+          ? undefined
+          : (rs, serviceOf) => metricsPipeline.record(rs, serviceOf),
       enrichers: podWatcher ? [podWatcher.enricher()] : undefined,
       // socket spans wait briefly for the packet path's hops of the same request
       networkSpansHoldMs: config.packets.enabled && config.packets.l7 ? 300 : undefined,

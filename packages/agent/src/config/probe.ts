@@ -11,10 +11,14 @@ export interface EndpointTarget {
 /** The distinct OTLP endpoints the config exports to (a signal's own endpoint wins over `endpoint`). */
 export function exportEndpoints(config: KalmanConfig): EndpointTarget[] {
   const o = config.otlp;
+  const on = (exporter: "otlp" | "none", url: string | undefined) => (exporter === "none" ? undefined : url);
   const bySignal: Array<[string, string | undefined]> = [
-    [o.tracesEndpoint ? "otlp.tracesEndpoint" : "otlp.endpoint", o.tracesEndpoint ?? o.endpoint],
-    [o.metricsEndpoint ? "otlp.metricsEndpoint" : "otlp.endpoint", o.metricsEndpoint ?? o.endpoint],
-    [o.logsEndpoint ? "otlp.logsEndpoint" : "otlp.endpoint", o.logsEndpoint ?? o.endpoint],
+    [o.tracesEndpoint ? "otlp.tracesEndpoint" : "otlp.endpoint", on(o.tracesExporter, o.tracesEndpoint ?? o.endpoint)],
+    [
+      o.metricsEndpoint ? "otlp.metricsEndpoint" : "otlp.endpoint",
+      on(o.metricsExporter, o.metricsEndpoint ?? o.endpoint),
+    ],
+    [o.logsEndpoint ? "otlp.logsEndpoint" : "otlp.endpoint", on(o.logsExporter, o.logsEndpoint ?? o.endpoint)],
   ];
   const out = new Map<string, EndpointTarget>();
   for (const [key, url] of bySignal) {

@@ -107,6 +107,15 @@ export function validEndpoint(url: string): string | undefined {
   return undefined;
 }
 
+/** OTEL_<SIGNAL>_EXPORTER: otlp or none (Prometheus has its own key). */
+const signalExporter = (signal: "traces" | "logs" | "metrics") =>
+  z
+    .enum(["otlp", "none"], {
+      error: (iss) =>
+        `expected otlp or none, got ${JSON.stringify(iss.input)}${signal === "metrics" && String(iss.input).includes("prometheus") ? "; for Prometheus set prometheus.port (KALMAN_PROMETHEUS_PORT) instead" : ""}`,
+    })
+    .default("otlp");
+
 const endpoint = z.string({ error: "expected a URL like http://collector:4317" }).superRefine((v, ctx) => {
   const problem = validEndpoint(v);
   if (problem) ctx.addIssue({ code: "custom", message: problem });
@@ -355,6 +364,21 @@ export const configSchema = z.strictObject({
           description: "Request logs only; wins over `endpoint`.",
           env: ["OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"],
           type: "URL",
+        }),
+        tracesExporter: meta(signalExporter("traces"), {
+          description:
+            "`otlp` (default): spans go to the traces endpoint, or to traces.jsonl when none is set. `none`: no spans are built or exported (request logs still carry their trace ids).",
+          env: ["OTEL_TRACES_EXPORTER"],
+        }),
+        logsExporter: meta(signalExporter("logs"), {
+          description:
+            "`otlp` (default): request and flow logs go to the logs endpoint, or to logs.jsonl when none is set. `none`: no logs (Beyla's default: traces and metrics only).",
+          env: ["OTEL_LOGS_EXPORTER"],
+        }),
+        metricsExporter: meta(signalExporter("metrics"), {
+          description:
+            "`otlp` (default): metrics go to the metrics endpoint when one is set. `none`: no OTLP metrics (a Prometheus port, if set, still serves them).",
+          env: ["OTEL_METRICS_EXPORTER"],
         }),
         startupCheck: meta(
           z

@@ -9,7 +9,8 @@ export type LogSinkStats = SinkStats;
 
 /** Where request logs go: an OTLP log exporter or the OTLP-JSON file. Same shape as SpanSink. */
 export interface LogSink {
-  readonly kind: "otlp-grpc" | "otlp-http" | "file";
+  /** "otlp-grpc", "otlp-http", "file", or "none" (logs turned off). */
+  readonly kind: "otlp-grpc" | "otlp-http" | "file" | "none";
   /** Endpoint URL or file path, for logs and the CLI. */
   readonly target: string;
   /** Converts and queues (dropping and counting the oldest when full). Synchronous, never throws. */

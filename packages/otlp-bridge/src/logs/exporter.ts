@@ -1,4 +1,5 @@
 import type { ReadableLogRecord } from "@opentelemetry/sdk-logs";
+import { DisabledSink, exporterIsNone } from "../disabled-sink.js";
 import { logsJson } from "../encoding/otlp-json.js";
 import { type OtlpProtocol, resolveProtocol } from "../exporter.js";
 import { OtlpConnection } from "../otlp-connection.js";
@@ -18,15 +19,18 @@ export interface LogSinkConfig extends OtlpLogExporterOptions, LogFileSinkOption
   /**
    * "otlp": always OTLP. "file": always OTLP-JSON lines. "auto" (default): OTLP when an endpoint is
    * configured (config `endpoint`, OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT) or
-   * OTEL_LOGS_EXPORTER lists otlp; else `<dir>/logs.jsonl`.
+   * OTEL_LOGS_EXPORTER lists otlp; else `<dir>/logs.jsonl`. "none" (or, in "auto",
+   * OTEL_LOGS_EXPORTER=none): a sink that takes nothing.
    */
-  sink?: "auto" | "otlp" | "file";
+  sink?: "auto" | "otlp" | "file" | "none";
 }
 
 /** Request records as OTLP logs: the OTLP log exporter when an endpoint is configured, else `<dir>/logs.jsonl`. */
 export function createLogSink(config: LogSinkConfig = {}): LogSink {
   const env = config.env ?? process.env;
   const mode = config.sink ?? "auto";
+  if (mode === "none" || (mode === "auto" && exporterIsNone(env.OTEL_LOGS_EXPORTER)))
+    return new DisabledSink("(OTEL_LOGS_EXPORTER=none)");
   if (mode === "otlp" || (mode === "auto" && logsOtlpConfigured(config, env))) return new OtlpLogExporter(config);
   return new OtlpJsonLogFileSink(config);
 }
