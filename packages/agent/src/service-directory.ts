@@ -1,4 +1,4 @@
-import type { RequestRecord } from "@kalman/flow-aggregator";
+import { BoundedMap, type RequestRecord } from "@kalman/flow-aggregator";
 import type { ServiceResolver } from "@kalman/span-correlator";
 
 /** Distinct addresses numbered; past it the directory starts over (keys stay small integers). */
@@ -11,26 +11,30 @@ const MAX_ADDRESSES = 32_767;
  * every record.
  */
 export class ServiceDirectory {
-  private readonly byServerEndpoint = new Map<number, string>();
-  private readonly byClientEndpoint = new Map<number, string>();
+  private readonly byServerEndpoint: BoundedMap<number, string>;
+  private readonly byClientEndpoint: BoundedMap<number, string>;
   private readonly addressIds = new Map<string, number>();
   /** serviceOf()'s answer, reused. */
   private readonly names: { client?: string; server?: string } = { client: undefined, server: undefined };
 
   constructor(
     private readonly services: ServiceResolver,
-    private readonly maxEntries = 65536,
-  ) {}
+    maxEntries = 65536,
+  ) {
+    // client ports churn with every short connection: both maps stay full, so eviction must be O(1)
+    this.byServerEndpoint = new BoundedMap(maxEntries);
+    this.byClientEndpoint = new BoundedMap(maxEntries);
+  }
 
   /** Learns which process sits at each observed end. Call before serviceOf() for the same records. */
   learn(records: readonly RequestRecord[]): void {
     for (const r of records) {
       if (r.observationPoint === "server") {
         const name = this.services.resolve(r.pid, r.comm).serviceName;
-        remember(this.byServerEndpoint, this.endpointKey(r.serverAddr, r.serverPort), name, this.maxEntries);
+        remember(this.byServerEndpoint, this.endpointKey(r.serverAddr, r.serverPort), name);
       } else if (r.observationPoint === "client") {
         const name = this.services.resolve(r.pid, r.comm).serviceName;
-        remember(this.byClientEndpoint, this.endpointKey(r.clientAddr, r.clientPort), name, this.maxEntries);
+        remember(this.byClientEndpoint, this.endpointKey(r.clientAddr, r.clientPort), name);
       }
     }
   }
@@ -60,9 +64,6 @@ export class ServiceDirectory {
   }
 }
 
-function remember(map: Map<number, string>, key: number, value: string, max: number): void {
-  if (map.get(key) === value) return;
-  map.delete(key);
-  map.set(key, value);
-  if (map.size > max) map.delete(map.keys().next().value as number);
+function remember(map: BoundedMap<number, string>, key: number, value: string): void {
+  if (map.get(key) !== value) map.set(key, value);
 }

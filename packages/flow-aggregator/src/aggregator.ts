@@ -1,4 +1,5 @@
 import { Direction, type EventBatch, RecordType, Syscall } from "@kalman/ebpf-receiver";
+import { BoundedMap } from "./bounded-map.js";
 import { Pairing, type PendingRequest } from "./pairing.js";
 import { type PayloadView, SocketPayloadView } from "./payload.js";
 import { copyBytes } from "./protocols/bytes.js";
@@ -109,7 +110,7 @@ const TCP_CLOSE = 7;
  */
 export class L7Aggregator {
   private readonly parsers: ProtocolParser[];
-  private readonly conns = new Map<number | string, Conn>();
+  private readonly conns: BoundedMap<number | string, Conn>;
   private readonly withPending = new Set<Conn>();
   private out: RequestRecord[] = [];
   private readonly meta: ChunkMeta = { startNs: 0, endNs: 0, tcpSeq: 0, seqValid: false, tid: 0 };
@@ -166,6 +167,8 @@ export class L7Aggregator {
       maxBufferBytes: options.maxBufferBytes ?? 64 * 1024,
       maxDetectChunks: options.maxDetectChunks ?? 8,
     };
+    // evicted explicitly (createConn), so that the connection's pending requests are finished first
+    this.conns = new BoundedMap(this.opts.maxConnections + 1);
   }
 
   /**
@@ -241,9 +244,8 @@ export class L7Aggregator {
     }
     if (!conn) conn = this.createConn(key, v);
     else if (endNs - conn.lastSeenNs > RECENCY_REFRESH_NS) {
-      // keep Map order ≈ recency (to a second), for LRU eviction and idle expiry
-      this.conns.delete(key);
-      this.conns.set(key, conn);
+      // keep the order ≈ recency (to a second), for LRU eviction and idle expiry
+      this.conns.touch(key);
     }
     conn.lastSeenNs = endNs;
     if (endNs > this.lastNs) this.lastNs = endNs;
@@ -333,9 +335,9 @@ export class L7Aggregator {
       if (conn.pairing.size === 0) this.withPending.delete(conn);
     }
     const idleCutoff = nowNs - this.opts.idleTimeoutMs * NS_PER_MS;
-    for (const conn of this.conns.values()) {
-      if (conn.lastSeenNs >= idleCutoff) break; // Map order is recency order
-      this.finish(conn, "idle");
+    for (let oldest = this.conns.oldest(); oldest; oldest = this.conns.oldest()) {
+      if (oldest[1].lastSeenNs >= idleCutoff) break; // the order is recency order
+      this.finish(oldest[1], "idle");
     }
   }
 
@@ -366,7 +368,7 @@ export class L7Aggregator {
 
   private createConn(key: number | string, v: PayloadView): Conn {
     if (this.conns.size >= this.opts.maxConnections) {
-      const oldest = this.conns.values().next().value as Conn;
+      const oldest = (this.conns.oldest() as [number | string, Conn])[1];
       this.counters.connectionsEvicted++;
       this.finish(oldest, "evicted");
     }

@@ -1,4 +1,5 @@
 export { L7Aggregator, type L7AggregatorOptions, type L7Stats } from "./aggregator.js";
+export { BoundedMap } from "./bounded-map.js";
 export { addresses, Flow, FlowTable, type FlowTableOptions, serverByPorts } from "./flows/flow-table.js";
 export { formatTimeline, TcpTimeline, type TimelineRow, tcpOptionsText } from "./flows/timeline.js";
 export type {

@@ -1,4 +1,5 @@
 import { hostname } from "node:os";
+import { BoundedMap } from "@kalman/flow-aggregator";
 import type { ServiceIdentity, Span } from "@kalman/span-correlator";
 import {
   type Attributes,
@@ -46,7 +47,7 @@ export const KALMAN_SCOPE: InstrumentationScope = { name: "kalman", version: VER
 export class SpanConverter {
   private readonly base: Attributes;
   private readonly maxResources: number;
-  private readonly byKey = new Map<string, Resource>();
+  private readonly byKey: BoundedMap<string, Resource>;
   private byIdentity = new WeakMap<ServiceIdentity, Resource>();
 
   constructor(options: SpanConverterOptions = {}) {
@@ -58,6 +59,10 @@ export class SpanConverter {
     base["kalman.agent"] = "kalman";
     this.base = base;
     this.maxResources = Math.max(1, options.maxResources ?? 1024);
+    // identities still pointing at an evicted resource would keep it alive: start over
+    this.byKey = new BoundedMap(this.maxResources, () => {
+      this.byIdentity = new WeakMap();
+    });
   }
 
   /** Number of cached resources (bounded by maxResources). */
@@ -71,23 +76,14 @@ export class SpanConverter {
     if (hit) return hit;
     const key = resourceKey(service);
     let resource = this.byKey.get(key);
-    if (resource) {
-      // refresh LRU position
-      this.byKey.delete(key);
-      this.byKey.set(key, resource);
-    } else {
+    if (resource) this.byKey.touch(key);
+    else {
       resource = resourceFromAttributes({
         ...this.base,
         ...service.attributes,
         "service.name": service.serviceName,
       });
       this.byKey.set(key, resource);
-      if (this.byKey.size > this.maxResources) {
-        const oldest = this.byKey.keys().next().value as string;
-        this.byKey.delete(oldest);
-        // identities still pointing at the evicted resource would keep it alive: start over
-        this.byIdentity = new WeakMap();
-      }
     }
     this.byIdentity.set(service, resource);
     return resource;

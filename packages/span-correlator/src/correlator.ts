@@ -1,4 +1,5 @@
 import {
+  BoundedMap,
   type ConnectionInfo,
   type L7Listener,
   type L7Message,
@@ -61,8 +62,8 @@ const MAX_IN_FLIGHT_PER_THREAD = 64;
 export class SpanCorrelator implements L7Listener {
   private readonly links: LinkIndex;
   private readonly threads = new Map<string, InFlight[]>();
-  private readonly serverByRequestId = new Map<string, LinkTarget>();
-  private readonly clientByRequestId = new Map<string, LinkTarget>();
+  private readonly serverByRequestId: BoundedMap<string, LinkTarget>;
+  private readonly clientByRequestId: BoundedMap<string, LinkTarget>;
   private queue: Queued[] = [];
   private seq = 0;
   private readonly ttlNs: number;
@@ -82,6 +83,8 @@ export class SpanCorrelator implements L7Listener {
     this.links = options.linkIndex ?? new LocalLinkIndex();
     this.ttlNs = (options.inFlightTtlMs ?? 60_000) * 1e6;
     this.maxRequestIds = options.maxRequestIds ?? 16384;
+    this.serverByRequestId = new BoundedMap(this.maxRequestIds);
+    this.clientByRequestId = new BoundedMap(this.maxRequestIds);
   }
 
   onRequest(conn: ConnectionInfo, m: L7Message): void {
@@ -199,10 +202,8 @@ export class SpanCorrelator implements L7Listener {
     span.linkedBy = kind;
   }
 
-  private remember(map: Map<string, LinkTarget>, id: string, span: SpanLink): void {
-    map.delete(id);
+  private remember(map: BoundedMap<string, LinkTarget>, id: string, span: SpanLink): void {
     map.set(id, span);
-    if (map.size > this.maxRequestIds) map.delete(map.keys().next().value as string);
   }
 
   /** Drops in-flight entries whose response never came. */

@@ -1,4 +1,4 @@
-import type { RequestRecord } from "@kalman/flow-aggregator";
+import { BoundedMap, type RequestRecord } from "@kalman/flow-aggregator";
 import type { MonotonicClock } from "./clock.js";
 import { newSpanId, newTraceId } from "./ids.js";
 import { wireKey } from "./link-index.js";
@@ -53,7 +53,8 @@ export class NetworkPathJoiner {
   private readonly holdMs: number;
   private readonly maxNetwork: number;
   private readonly emitUnclaimed: boolean;
-  private readonly hops = new Map<string, Hop[]>();
+  /** Wire key -> its hops, oldest first (never walked from the front of a Map: see BoundedMap). */
+  private readonly hops: BoundedMap<string, Hop[]>;
   private hopCount = 0;
   private held: HeldSpan[] = [];
   private readonly counters = { joined: 0, unclaimed: 0, dropped: 0 };
@@ -64,6 +65,8 @@ export class NetworkPathJoiner {
   ) {
     this.holdMs = options.holdMs ?? 300;
     this.maxNetwork = options.maxNetworkRecords ?? 65536;
+    // bounded by the hops they hold (below); as many keys as hops at most
+    this.hops = new BoundedMap(this.maxNetwork + 1);
     this.emitUnclaimed = options.emitUnclaimed ?? true;
   }
 
@@ -91,7 +94,7 @@ export class NetworkPathJoiner {
     }
     // bounded: the oldest keys go first (Map order is insertion order)
     while (this.hopCount > this.maxNetwork) {
-      const [key, list] = this.hops.entries().next().value as [string, Hop[]];
+      const [key, list] = this.hops.oldest() as [string, Hop[]];
       this.hops.delete(key);
       this.hopCount -= list.length;
       this.counters.dropped += list.length;
@@ -118,7 +121,8 @@ export class NetworkPathJoiner {
       out.push(h.span);
     }
     // hops no socket span claimed in time: the request's path without observed ends
-    for (const [key, list] of this.hops) {
+    for (let oldest = this.hops.oldest(); oldest; oldest = this.hops.oldest()) {
+      const [key, list] = oldest;
       if (!all && nowMs - (list[0] as Hop).arrivedMs < this.holdMs * 2) break;
       this.hops.delete(key);
       this.hopCount -= list.length;

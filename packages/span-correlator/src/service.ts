@@ -1,6 +1,6 @@
 import { readFileSync, readlinkSync } from "node:fs";
 import { basename } from "node:path";
-import type { AttributeValue } from "@kalman/flow-aggregator";
+import { type AttributeValue, BoundedMap } from "@kalman/flow-aggregator";
 import type { ServiceIdentity } from "./types.js";
 
 /** Container runtimes by the cgroup path prefix in front of the 64-hex container id. */
@@ -62,9 +62,10 @@ const CLOCK_TICKS = 100;
  *   the enrichers' attributes (K8s pod, namespace, workload, labels).
  */
 export class ServiceResolver {
-  private readonly cache = new Map<number, ServiceIdentity>();
+  /** Evicted in O(1): on a host with process churn the cache stays full. */
+  private readonly cache: BoundedMap<number, ServiceIdentity>;
   private readonly retryAt = new Map<number, number>();
-  private readonly byService = new Map<string, Record<string, AttributeValue>>();
+  private readonly byService: BoundedMap<string, Record<string, AttributeValue>>;
   private readonly maxEntries: number;
   private readonly enrichers: Enricher[];
   private readonly retryMs: number;
@@ -75,6 +76,8 @@ export class ServiceResolver {
   constructor(options: number | ServiceResolverOptions = {}) {
     const o = typeof options === "number" ? { maxEntries: options } : options;
     this.maxEntries = Math.max(1, o.maxEntries ?? 4096);
+    this.cache = new BoundedMap(this.maxEntries, (pid) => this.retryAt.delete(pid));
+    this.byService = new BoundedMap(this.maxEntries);
     this.enrichers = o.enrichers ?? [];
     this.retryMs = o.retryMs ?? 2000;
     this.proc = o.procRoot ?? "/proc";
@@ -88,13 +91,7 @@ export class ServiceResolver {
       if (at === undefined || Date.now() < at) return hit;
     }
     const id = this.lookup(pid, comm);
-    this.cache.delete(pid);
     this.cache.set(pid, id);
-    if (this.cache.size > this.maxEntries) {
-      const oldest = this.cache.keys().next().value as number;
-      this.cache.delete(oldest);
-      this.retryAt.delete(oldest);
-    }
     this.rememberService(id);
     return id;
   }
@@ -111,7 +108,6 @@ export class ServiceResolver {
     const known = this.byService.get(id.serviceName);
     if (!known) {
       this.byService.set(id.serviceName, { ...id.attributes });
-      if (this.byService.size > this.maxEntries) this.byService.delete(this.byService.keys().next().value as string);
       return;
     }
     for (const k of Object.keys(known)) if (known[k] !== id.attributes[k]) delete known[k];

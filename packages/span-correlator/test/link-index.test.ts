@@ -4,35 +4,43 @@ import { LocalLinkIndex, wireKey } from "../src/link-index.js";
 const target = (n: number) => ({ traceId: `t${n}`, spanId: `s${n}` });
 
 describe("LocalLinkIndex", () => {
-  it("finds a published key until its TTL passes, then forgets it", () => {
-    const index = new LocalLinkIndex(16, 1000);
-    index.publish(wireKey(1, 10), target(1), 0);
-    expect(index.lookup(wireKey(1, 10), 1000)?.spanId).toBe("s1");
-    expect(index.lookup(wireKey(1, 11), 500)).toBeUndefined();
-    expect(index.lookup(wireKey(1, 10), 1001)).toBeUndefined();
-    // the expired entry leaves the map at the next publication
-    index.publish(wireKey(2, 10), target(2), 1500);
-    expect(index.size).toBe(1);
+  it("finds a published key for at least ttl/2 and forgets it by 1.5 × ttl", () => {
+    const ttl = 1000;
+    for (const publishedAt of [0, 100, 499]) {
+      const index = new LocalLinkIndex(1024, ttl);
+      index.publish(wireKey(9, 1), target(0), 0); // starts the first generation at 0
+      index.publish(wireKey(1, 10), target(1), publishedAt);
+      for (let t = publishedAt; t <= publishedAt + ttl / 2; t += 50) {
+        expect(index.lookup(wireKey(1, 10), t)?.spanId).toBe("s1");
+        index.publish(wireKey(1000 + t, 1), target(2), t); // traffic goes on meanwhile: generations rotate
+      }
+      expect(index.lookup(wireKey(1, 11), publishedAt)).toBeUndefined();
+      // silence or traffic, it is gone 1.5 × ttl after publication
+      expect(index.lookup(wireKey(1, 10), publishedAt + 1.5 * ttl)).toBeUndefined();
+      index.publish(wireKey(77, 1), target(3), publishedAt + 1.5 * ttl);
+      expect(index.lookup(wireKey(1, 10), publishedAt + 1.5 * ttl)).toBeUndefined();
+    }
   });
 
-  it("holds at most maxEntries, evicting the oldest and counting them", () => {
-    const index = new LocalLinkIndex(4, 1e12);
-    for (let i = 0; i < 10; i++) index.publish(wireKey(i, 1), target(i), i);
-    expect(index.size).toBe(4);
-    expect(index.evicted).toBe(6);
-    expect(index.lookup(wireKey(5, 1), 10)).toBeUndefined();
-    expect([6, 7, 8, 9].map((i) => index.lookup(wireKey(i, 1), 10)?.spanId)).toEqual(["s6", "s7", "s8", "s9"]);
+  it("holds at most maxEntries, dropping the older generation and counting what it held", () => {
+    const index = new LocalLinkIndex(8, 1e12);
+    for (let i = 0; i < 20; i++) index.publish(wireKey(i, 1), target(i), i);
+    expect(index.size).toBeLessThanOrEqual(8);
+    expect(index.evicted).toBe(20 - index.size);
+    // the newest are there, the oldest gone
+    expect(index.lookup(wireKey(19, 1), 20)?.spanId).toBe("s19");
+    expect(index.lookup(wireKey(15, 1), 20)?.spanId).toBe("s15");
+    expect(index.lookup(wireKey(0, 1), 20)).toBeUndefined();
   });
 
-  it("a key published again keeps its newest target when the older publication expires", () => {
-    const index = new LocalLinkIndex(8, 100);
+  it("a key published again is found with its newest target", () => {
+    const index = new LocalLinkIndex(64, 100);
     index.publish(wireKey(7, 1), target(1), 0);
-    index.publish(wireKey(7, 1), target(2), 80);
-    index.publish(wireKey(8, 1), target(3), 150); // the first publication of 7:1 expires here
-    expect(index.lookup(wireKey(7, 1), 150)?.spanId).toBe("s2");
-    index.publish(wireKey(9, 1), target(4), 181); // now the second one
-    expect(index.lookup(wireKey(7, 1), 181)).toBeUndefined();
-    expect(index.size).toBe(2);
+    index.publish(wireKey(7, 1), target(2), 10);
+    expect(index.lookup(wireKey(7, 1), 20)?.spanId).toBe("s2");
+    index.publish(wireKey(8, 1), target(3), 60); // rotation: 7:1 is in the old generation now
+    index.publish(wireKey(7, 1), target(4), 61);
+    expect(index.lookup(wireKey(7, 1), 62)?.spanId).toBe("s4");
   });
 
   it("stays bounded over a long stream of publications", () => {

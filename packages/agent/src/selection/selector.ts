@@ -1,4 +1,5 @@
 import { basename } from "node:path";
+import { BoundedMap } from "@kalman/flow-aggregator";
 import { parsePortSpec, type SelectionRule } from "../config/schema.js";
 import { globToRegExp } from "./glob.js";
 import {
@@ -156,7 +157,8 @@ export class ProcessSelector {
   private readonly pods: PodLookup | undefined;
   private readonly podRetryMs: number;
   /** pid -> decision time (ms), negative when left out. */
-  private readonly decided = new Map<number, number>();
+  /** pid -> when it was decided (positive: selected, negative: left out); evicted in O(1) under pid churn. */
+  private readonly decided: BoundedMap<number, number>;
   private readonly sockets = new Map<string, { at: number; list: OpenSocket[] }>();
   private now = Date.now();
   private readonly counters: SelectionStats = {
@@ -175,6 +177,11 @@ export class ProcessSelector {
     this.selfPid = opts.selfPid ?? process.pid;
     this.procRoot = opts.procRoot ?? "/proc";
     this.maxEntries = opts.maxEntries ?? 16384;
+    this.decided = new BoundedMap(this.maxEntries, (_pid, t) => {
+      if (t > 0) this.counters.processesSelected--;
+      else this.counters.processesFiltered--;
+      this.counters.evictions++;
+    });
     this.recheckMs = opts.recheckMs ?? 5000;
     this.pods = opts.pods;
     this.podRetryMs = Math.min(this.recheckMs, opts.podRetryMs ?? 1000);
@@ -214,20 +221,12 @@ export class ProcessSelector {
       // recheck: undo the previous decision's count
       if (at > 0) this.counters.processesSelected--;
       else this.counters.processesFiltered--;
-      this.decided.delete(pid);
     }
     // a decision that waited on an unknown pod is made again after podRetryMs instead of recheckMs
     const stamp = (this.now || 1) - (podUnknown ? this.recheckMs - this.podRetryMs : 0);
     this.decided.set(pid, selected ? stamp : -stamp);
     if (selected) this.counters.processesSelected++;
     else this.counters.processesFiltered++;
-    if (this.decided.size > this.maxEntries) {
-      const [oldest, t] = this.decided.entries().next().value as [number, number];
-      this.decided.delete(oldest);
-      if (t > 0) this.counters.processesSelected--;
-      else this.counters.processesFiltered--;
-      this.counters.evictions++;
-    }
     if (!selected) this.counters.eventsFiltered++;
     return selected;
   };

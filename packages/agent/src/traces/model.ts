@@ -1,3 +1,4 @@
+import { BoundedMap } from "@kalman/flow-aggregator";
 import type { Span } from "@kalman/span-correlator";
 
 /** Nanoseconds since baseS: exact (epoch nanoseconds do not fit a double's 53 bits). */
@@ -62,7 +63,7 @@ export interface TracesModelStats {
  * bounded: open traces, completed traces and spans per trace.
  */
 export class TracesModel {
-  private readonly open = new Map<string, TraceEntry>();
+  private readonly open: BoundedMap<string, TraceEntry>;
   private readonly ring: Array<TraceEntry | undefined>;
   private head = 0;
   private readonly completedById = new Map<string, TraceEntry>();
@@ -77,6 +78,8 @@ export class TracesModel {
     this.ring = new Array(Math.max(1, opts.maxTraces ?? 200));
     this.maxSpans = Math.max(1, opts.maxSpansPerTrace ?? 256);
     this.maxOpen = Math.max(1, opts.maxOpen ?? 4096);
+    // evicted explicitly (opened), so that the oldest trace is completed, not lost
+    this.open = new BoundedMap(this.maxOpen + 1);
     this.settleMs = opts.settleMs ?? 500;
     this.maxOpenMs = opts.maxOpenMs ?? 30_000;
     this.only = opts.only?.toLowerCase();
@@ -133,7 +136,7 @@ export class TracesModel {
 
   private opened(traceId: string, baseS: number, nowMs: number): TraceEntry {
     if (this.open.size >= this.maxOpen) {
-      const [id, oldest] = this.open.entries().next().value as [string, TraceEntry];
+      const [id, oldest] = this.open.oldest() as [string, TraceEntry];
       this.open.delete(id);
       this.complete(oldest, nowMs);
       this.counters.closedEarly++;

@@ -1,5 +1,6 @@
 // One OTLP Resource per observed service: data points carry `service.name` as an attribute while
 // they are recorded (one MeterProvider serves every service); on export it moves to the resource.
+import { BoundedMap } from "@kalman/flow-aggregator";
 import type { Attributes } from "@opentelemetry/api";
 import { type ExportResult, ExportResultCode } from "@opentelemetry/core";
 import { type Resource, resourceFromAttributes } from "@opentelemetry/resources";
@@ -46,7 +47,7 @@ const PARALLEL = 4;
  * points) and exports each. Points without it (service graph, self metrics) keep the base resource.
  */
 export class ServiceResourceExporter implements PushMetricExporter {
-  private readonly resources = new Map<string, Resource>();
+  private readonly resources: BoundedMap<string, Resource>;
   private readonly counts = { exported: 0, failedExports: 0 };
   private lastError: string | undefined;
   private failing = false;
@@ -55,10 +56,12 @@ export class ServiceResourceExporter implements PushMetricExporter {
     private readonly inner: MetricExporterLike,
     private readonly logger: Logger,
     private readonly target: string,
-    private readonly maxResources = 1024,
+    maxResources = 1024,
     /** Attributes of a service's resource (process, container, K8s tags), below service.name. */
     private readonly resourceAttributesOf?: (service: string) => Attributes | undefined,
-  ) {}
+  ) {
+    this.resources = new BoundedMap(Math.max(1, maxResources));
+  }
 
   export(metrics: ResourceMetrics, resultCallback: (result: ExportResult) => void): void {
     let parts: ResourceMetrics[];
@@ -151,7 +154,6 @@ export class ServiceResourceExporter implements PushMetricExporter {
     if (r) return r;
     r = resourceFromAttributes({ ...base.attributes, [SERVICE_NAME_ATTRIBUTE]: service });
     this.resources.set(service, r);
-    if (this.resources.size > this.maxResources) this.resources.delete(this.resources.keys().next().value as string);
     return r;
   }
 
