@@ -13,6 +13,7 @@ import {
 import type { InstrumentationScope } from "@opentelemetry/core";
 import { type Resource, resourceFromAttributes } from "@opentelemetry/resources";
 import type { ReadableSpan, TimedEvent } from "@opentelemetry/sdk-trace-base";
+import { isSpanId, isTraceId } from "./ids.js";
 import { VERSION } from "./version.js";
 
 export interface SpanConverterOptions {
@@ -29,10 +30,6 @@ export interface SpanConverterOptions {
   maxResources?: number;
 }
 
-const HEX32 = /^[0-9a-f]{32}$/;
-const HEX16 = /^[0-9a-f]{16}$/;
-const ZERO_TRACE = "00000000000000000000000000000000";
-const ZERO_SPAN = "0000000000000000";
 const NO_LINKS: Link[] = [];
 const NO_EVENTS: TimedEvent[] = [];
 
@@ -93,10 +90,10 @@ export class SpanConverter {
   convert(span: Span): ReadableSpan | undefined {
     const traceId = span.traceId;
     const spanId = span.spanId;
-    if (!validTraceId(traceId) || !validSpanId(spanId)) return undefined;
+    if (!isTraceId(traceId) || !isSpanId(spanId)) return undefined;
     const ctx: SpanContext = { traceId, spanId, traceFlags: TraceFlags.SAMPLED };
     let parentSpanContext: SpanContext | undefined;
-    if (span.parentSpanId && validSpanId(span.parentSpanId)) {
+    if (span.parentSpanId && isSpanId(span.parentSpanId)) {
       // a server span's parent is always the caller's client span: in another process
       parentSpanContext = {
         traceId,
@@ -139,14 +136,6 @@ export class SpanConverter {
       droppedLinksCount: 0,
     };
   }
-}
-
-function validTraceId(id: string): boolean {
-  return id.length === 32 && id !== ZERO_TRACE && HEX32.test(id);
-}
-
-function validSpanId(id: string): boolean {
-  return id.length === 16 && id !== ZERO_SPAN && HEX16.test(id);
 }
 
 function durationOf(span: Span, start: HrTime, end: HrTime): HrTime {

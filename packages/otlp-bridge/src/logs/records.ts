@@ -9,6 +9,7 @@ import {
 import { type SpanContext, TraceFlags } from "@opentelemetry/api";
 import { type LogAttributes, SeverityNumber } from "@opentelemetry/api-logs";
 import type { ReadableLogRecord } from "@opentelemetry/sdk-logs";
+import { isSpanId, isTraceId } from "../ids.js";
 import { KALMAN_SCOPE, SpanConverter, type SpanConverterOptions } from "../spans.js";
 import { flowLogRecord } from "./flows.js";
 
@@ -31,11 +32,6 @@ export interface LogRecordConverterOptions {
   /** Longest resource (path, query text) kept in the one-line body; the full text stays in the attributes. Default 256. */
   maxBodyResourceLength?: number;
 }
-
-const HEX32 = /^[0-9a-f]{32}$/;
-const HEX16 = /^[0-9a-f]{16}$/;
-const ZERO_TRACE = "00000000000000000000000000000000";
-const ZERO_SPAN = "0000000000000000";
 
 /** OTel severity of a record's status: INFO for ok (and unknown), WARN for client errors, ERROR for server errors and timeouts. */
 export function severityOf(status: RequestRecord["status"]): { number: SeverityNumber; text: string } {
@@ -185,6 +181,6 @@ function spanContextOf(r: RequestRecord): SpanContext | undefined {
   const link = r.span;
   if (!link) return undefined;
   const { traceId, spanId } = link;
-  if (traceId === ZERO_TRACE || !HEX32.test(traceId) || spanId === ZERO_SPAN || !HEX16.test(spanId)) return undefined;
+  if (!isTraceId(traceId) || !isSpanId(spanId)) return undefined;
   return { traceId, spanId, traceFlags: TraceFlags.SAMPLED };
 }
