@@ -185,6 +185,7 @@ async function liveRun(
   rps: number,
   otlp: boolean,
   cli = new URL("../src/cli.js", import.meta.url).pathname,
+  env: Record<string, string> = {},
 ) {
   const nginx = await startNginx(`    location / { return 200 "ok\\n"; }`);
   const dir = mkdtempSync(join(tmpdir(), `kalman-bench-${process.pid}-`));
@@ -209,7 +210,7 @@ async function liveRun(
   const agent = spawn(
     process.execPath,
     [...(process.env.BENCH_AGENT_NODE_ARGS?.split(" ").filter(Boolean) ?? []), ...args],
-    { stdio: ["ignore", "ignore", "pipe"] },
+    { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } },
   );
   let stderr = "";
   agent.stderr.on("data", (d: Buffer) => {
@@ -278,14 +279,16 @@ if (!only || only === "run") {
   const rps = Number(process.env.BENCH_RPS ?? 5000);
   const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
   const other = process.env.BENCH_COMPARE;
-  const configs: Array<{ label: string; otlp: boolean; cli?: string }> = [
+  const configs: Array<{ label: string; otlp: boolean; cli?: string; env?: Record<string, string> }> = [
     { label: "default: OTLP-JSON span and log files", otlp: false },
     { label: "OTLP/HTTP: spans, logs, metrics", otlp: true },
+    // Beyla's default signals: request logs off
+    { label: "OTLP/HTTP: spans, metrics (OTEL_LOGS_EXPORTER=none)", otlp: true, env: { OTEL_LOGS_EXPORTER: "none" } },
   ];
   if (other) configs.push(...configs.map((c) => ({ ...c, label: `${c.label}; ${other}`, cli: other })));
   const runs = configs.map(() => [] as Array<Awaited<ReturnType<typeof liveRun>>>);
   for (let i = 0; i < rounds; i++)
-    for (const [k, c] of configs.entries()) runs[k]?.push(await liveRun(5, rps, c.otlp, c.cli));
+    for (const [k, c] of configs.entries()) runs[k]?.push(await liveRun(5, rps, c.otlp, c.cli, c.env));
   for (const [k, c] of configs.entries()) {
     const list = runs[k] ?? [];
     const perRequest = list.map((r) => (r.cpuS / Math.max(1, r.requests)) * 1e6).sort((a, b) => a - b);
