@@ -152,6 +152,14 @@ describe("record -> log record", () => {
     );
     expect(redis).toMatchObject({ "db.operation.name": "GET", "kalman.resource": "user:1" });
     expect(Object.keys(redis)).not.toContain("kalman.request_type");
+    // pid and netns: on the log only when its resource does not hold the same value
+    const r = syntheticRecord({});
+    expect(logAttributes(r)).toMatchObject({ "process.pid": r.pid, "kalman.netns": r.netns });
+    const same = { serviceName: "web", attributes: { "process.pid": r.pid, "kalman.netns": r.netns } };
+    expect(Object.keys(logAttributes(r, same))).not.toContain("process.pid");
+    expect(Object.keys(logAttributes(r, same))).not.toContain("kalman.netns");
+    const other = { serviceName: "web", attributes: { "process.pid": r.pid + 1 } };
+    expect(logAttributes(r, other)["process.pid"]).toBe(r.pid);
   });
 
   it("maps status to severity", () => {
@@ -240,8 +248,11 @@ describe("OTLP/gRPC log export (real receiver)", () => {
       "kalman.resp_tcp_seq": 67890,
       "kalman.linked_by": "traceparent",
       "kalman.comm": "web",
-      "process.pid": 10,
     });
+    // the resource carries the pid: not repeated on every record; start and end are the two timestamps
+    expect(ok.attributes["process.pid"]).toBeUndefined();
+    expect(resources.find((r) => r.attributes["service.name"] === "web")?.attributes["process.pid"]).toBe(10);
+    expect(Object.keys(ok.attributes).filter((k) => k.endsWith("start_ns") || k.endsWith("end_ns"))).toEqual([]);
 
     const err = byBody(logs, "POST /api/orders");
     expect(err.severityNumber).toBe(17);

@@ -76,9 +76,11 @@ function formatDuration(ns: number): string {
 /**
  * Every record field as a log attribute, once: the span side's semconv attributes (http.request.method,
  * url.path, http.response.status_code, db.system.name, db.query.text, server.*, client.*,
- * network.transport, thread.id, ...) and `kalman.*` for the fields none of them carries.
+ * network.transport, thread.id, ...) and `kalman.*` for the fields none of them carries. The start and
+ * end are the log's timestamp and observed timestamp; process.pid and kalman.netns are left to the
+ * resource when `service` (the log's resource identity) carries the same values.
  */
-export function logAttributes(r: RequestRecord): LogAttributes {
+export function logAttributes(r: RequestRecord, service?: ServiceIdentity): LogAttributes {
   const a: Record<string, AttributeValue | undefined> = spanAttributes(r);
   a["kalman.status"] = r.status;
   // a field a semconv attribute already carries is not repeated under a kalman.* name
@@ -97,8 +99,6 @@ export function logAttributes(r: RequestRecord): LogAttributes {
   )
     a["kalman.resource"] = r.resource;
   if (r.endpoint && a["http.route"] !== r.endpoint) a["kalman.endpoint"] = r.endpoint;
-  a["kalman.start_ns"] = r.startNs;
-  a["kalman.end_ns"] = r.endNs;
   a["kalman.duration_ns"] = r.durationNs;
   a["kalman.request_bytes"] = r.requestBytes;
   a["kalman.response_bytes"] = r.responseBytes;
@@ -109,13 +109,13 @@ export function logAttributes(r: RequestRecord): LogAttributes {
   if (r.traceId) a["kalman.traceparent.trace_id"] = r.traceId;
   if (r.spanId) a["kalman.traceparent.span_id"] = r.spanId;
   if (r.span?.parentSpanId) a["kalman.parent_span_id"] = r.span.parentSpanId;
-  a["process.pid"] = r.pid;
+  if (service?.attributes["process.pid"] !== r.pid) a["process.pid"] = r.pid;
   a["kalman.comm"] = r.comm;
   if (a["thread.id"] !== r.reqTid) a["kalman.req_tid"] = r.reqTid;
   if (r.respTid !== undefined) a["kalman.resp_tid"] = r.respTid;
   if (r.interface) a["kalman.interface"] = r.interface;
   a["kalman.conn_id"] = r.connId;
-  a["kalman.netns"] = r.netns;
+  if (service?.attributes["kalman.netns"] !== r.netns) a["kalman.netns"] = r.netns;
   a["kalman.cgroup_id"] = r.cgroupId;
   if (r.tls !== undefined) a["kalman.tls"] = r.tls;
   return a as LogAttributes;
@@ -159,6 +159,7 @@ export class LogRecordConverter {
   /** Timestamp: the request's start; observed timestamp: its end (when the record was complete). */
   convert(r: RequestRecord): ReadableLogRecord {
     const severity = severityOf(r.status);
+    const service = this.serviceOf(r);
     const start = this.toHrTime(r.startNs);
     const end = Number.isFinite(r.endNs) ? this.toHrTime(r.endNs) : start;
     return {
@@ -168,9 +169,9 @@ export class LogRecordConverter {
       severityNumber: severity.number,
       severityText: severity.text,
       body: logBody(r, this.maxBodyResourceLength),
-      resource: this.converter.resourceFor(this.serviceOf(r)),
+      resource: this.converter.resourceFor(service),
       instrumentationScope: KALMAN_SCOPE,
-      attributes: logAttributes(r),
+      attributes: logAttributes(r, service),
       droppedAttributesCount: 0,
     };
   }
