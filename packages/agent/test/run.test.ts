@@ -95,13 +95,13 @@ describe("kalman run", () => {
 
       const noLogs = join(tmp, "no-logs");
       const stderr1 = await runWith({ OTEL_LOGS_EXPORTER: "none" }, noLogs);
-      expect(stderr1).toContain("logs → none (OTEL_LOGS_EXPORTER=none)");
+      expect(stderr1).toContain("logs → off (OTEL_LOGS_EXPORTER=none)");
       expect(countOf(join(noLogs, "traces.jsonl"), "resourceSpans", "spans")).toBe(4);
       expect(existsSync(join(noLogs, "logs.jsonl"))).toBe(false);
 
       const noTraces = join(tmp, "no-traces");
       const stderr2 = await runWith({ OTEL_TRACES_EXPORTER: "none" }, noTraces);
-      expect(stderr2).toContain("traces → none (OTEL_TRACES_EXPORTER=none)");
+      expect(stderr2).toContain("traces → off (OTEL_TRACES_EXPORTER=none)");
       expect(stderr2).toMatch(/spans exported 0, dropped 0\n/);
       expect(existsSync(join(noTraces, "traces.jsonl"))).toBe(false);
       // the request logs still carry the trace context the correlator decided

@@ -79,6 +79,12 @@ export function exporterEnv(config: KalmanConfig, base: NodeJS.ProcessEnv = proc
   return env;
 }
 
+/** "otlp-grpc http://…", "file kalman-data/traces.jsonl", or "off" for a signal turned off. */
+function destination(sink: { kind: string; target: string }): string {
+  if (sink.kind !== "none") return `${sink.kind} ${sink.target}`;
+  return sink.target && sink.target !== "none" ? `off ${sink.target}` : "off";
+}
+
 /** Addresses and ports of the OTLP backends: requests to them are the agent's own exports. */
 async function ownExportServers(config: KalmanConfig): Promise<ServerEndpoint[]> {
   const out: ServerEndpoint[] = [];
@@ -246,8 +252,8 @@ export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<nu
   ].filter(Boolean);
   err.write(
     `kalman run: ${tracer.programIds().length} eBPF programs attached (${filters.join("; ")}); ` +
-      `${file ? `request records → ${file}; ` : ""}${config.redact ? "" : "raw: secrets NOT redacted; "}traces → ${spans.kind} ${spans.target}; logs → ${logs.kind} ${logs.target}; ` +
-      `metrics → ${metrics.kind} ${metrics.target}${metrics.prometheusUrl ? `, Prometheus ${metrics.prometheusUrl}` : ""}` +
+      `${file ? `request records → ${file}; ` : ""}${config.redact ? "" : "raw: secrets NOT redacted; "}traces → ${destination(spans)}; logs → ${destination(logs)}; ` +
+      `metrics → ${destination(metrics)}${metrics.prometheusUrl ? `, Prometheus ${metrics.prometheusUrl}` : ""}` +
       `${pods ? `; K8s pods → ${pods.stats().pods} on this node` : ""}\n` +
       `kalman run: attached and exporting ${readyMs.toFixed(0)} ms after start${io.file ? `; config ${io.file}` : ""}\n`,
   );
