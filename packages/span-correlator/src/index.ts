@@ -1,7 +1,7 @@
 export { MonotonicClock } from "./clock.js";
 export { type CorrelatorOptions, type CorrelatorStats, SpanCorrelator } from "./correlator.js";
 export { newSpanId, newTraceId } from "./ids.js";
-export { type LinkIndex, type LinkTarget, LocalLinkIndex, wireKey } from "./link-index.js";
+export { type LinkIndex, type LinkTarget, LocalLinkIndex, type WireKey, wireKey } from "./link-index.js";
 export {
   NETWORK_OBSERVER,
   NetworkPathJoiner,

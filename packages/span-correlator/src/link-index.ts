@@ -9,13 +9,22 @@ export interface LinkTarget {
  * that wrote it. Local now; the same interface can live in a shared store (Redis) across hosts.
  */
 export interface LinkIndex {
-  publish(key: string, target: LinkTarget, nowNs: number): void;
-  lookup(key: string, nowNs: number): LinkTarget | undefined;
+  publish(key: WireKey, target: LinkTarget, nowNs: number): void;
+  lookup(key: WireKey, nowNs: number): LinkTarget | undefined;
 }
 
-/** Key of a request on the wire: the same on the client's write and the server's read, through NAT. */
-export function wireKey(tcpSeq: number, bytes: number): string {
-  return `${tcpSeq}:${bytes}`;
+/** A request's identity on the wire: a number, or a string for requests of 2 MiB and more. */
+export type WireKey = number | string;
+
+const SIZE_SPACE = 2 ** 21;
+
+/**
+ * Key of a request on the wire: the same on the client's write and the server's read, through NAT.
+ * TCP seq (32 bits) and size packed exactly into one number below 2^53 (no string to build and hash
+ * per request); a request of 2 MiB or more gets a string key.
+ */
+export function wireKey(tcpSeq: number, bytes: number): WireKey {
+  return bytes < SIZE_SPACE ? (tcpSeq >>> 0) * SIZE_SPACE + bytes : `${tcpSeq >>> 0}:${bytes}`;
 }
 
 /**
@@ -26,8 +35,8 @@ export function wireKey(tcpSeq: number, bytes: number): string {
  * above 10k requests/s.
  */
 export class LocalLinkIndex implements LinkIndex {
-  private young = new Map<string, LinkTarget>();
-  private old = new Map<string, LinkTarget>();
+  private young = new Map<WireKey, LinkTarget>();
+  private old = new Map<WireKey, LinkTarget>();
   private youngSinceNs = Number.NEGATIVE_INFINITY;
   /** Entries dropped before their time because a generation filled up. */
   evicted = 0;
@@ -37,7 +46,7 @@ export class LocalLinkIndex implements LinkIndex {
     private readonly ttlNs = 10e9,
   ) {}
 
-  publish(key: string, target: LinkTarget, nowNs: number): void {
+  publish(key: WireKey, target: LinkTarget, nowNs: number): void {
     if (nowNs - this.youngSinceNs >= this.ttlNs / 2) this.rotate(nowNs, nowNs - this.youngSinceNs >= this.ttlNs);
     else if (this.young.size >= this.maxEntries / 2) {
       this.evicted += this.old.size;
@@ -46,7 +55,7 @@ export class LocalLinkIndex implements LinkIndex {
     this.young.set(key, target);
   }
 
-  lookup(key: string, nowNs: number): LinkTarget | undefined {
+  lookup(key: WireKey, nowNs: number): LinkTarget | undefined {
     if (nowNs - this.youngSinceNs >= this.ttlNs) return undefined; // both generations are past their time
     const hit = this.young.get(key);
     if (hit !== undefined || nowNs - this.youngSinceNs >= this.ttlNs / 2) return hit;

@@ -1,7 +1,7 @@
 import { BoundedMap, type RequestRecord } from "@kalman/flow-aggregator";
 import type { MonotonicClock } from "./clock.js";
 import { newSpanId, newTraceId } from "./ids.js";
-import { wireKey } from "./link-index.js";
+import { type WireKey, wireKey } from "./link-index.js";
 import { spanAttributes, spanName, spanStatus } from "./spans.js";
 import type { ServiceIdentity, Span } from "./types.js";
 
@@ -35,7 +35,7 @@ interface Hop {
 
 interface HeldSpan {
   span: Span;
-  key: string | undefined;
+  key: WireKey | undefined;
   arrivedMs: number;
 }
 
@@ -54,7 +54,7 @@ export class NetworkPathJoiner {
   private readonly maxNetwork: number;
   private readonly emitUnclaimed: boolean;
   /** Wire key -> its hops, oldest first (never walked from the front of a Map: see BoundedMap). */
-  private readonly hops: BoundedMap<string, Hop[]>;
+  private readonly hops: BoundedMap<WireKey, Hop[]>;
   private hopCount = 0;
   private held: HeldSpan[] = [];
   private readonly counters = { joined: 0, unclaimed: 0, dropped: 0 };
@@ -94,7 +94,7 @@ export class NetworkPathJoiner {
     }
     // bounded: the oldest keys go first (Map order is insertion order)
     while (this.hopCount > this.maxNetwork) {
-      const [key, list] = this.hops.oldest() as [string, Hop[]];
+      const [key, list] = this.hops.oldest() as [WireKey, Hop[]];
       this.hops.delete(key);
       this.hopCount -= list.length;
       this.counters.dropped += list.length;
@@ -146,7 +146,7 @@ export class NetworkPathJoiner {
     return { ...this.counters, held: this.held.length };
   }
 
-  private take(key: string): Hop[] | undefined {
+  private take(key: WireKey): Hop[] | undefined {
     const list = this.hops.get(key);
     if (!list) return undefined;
     this.hops.delete(key);

@@ -3,6 +3,30 @@ import { LocalLinkIndex, wireKey } from "../src/link-index.js";
 
 const target = (n: number) => ({ traceId: `t${n}`, spanId: `s${n}` });
 
+describe("wireKey", () => {
+  it("is exact: distinct (seq, size) pairs never share a key, up to the largest seq and past 2 MiB", () => {
+    const pairs: Array<[number, number]> = [
+      [0, 0],
+      [0, 1],
+      [1, 0],
+      [0xffffffff, 0],
+      [0xffffffff, 2 ** 21 - 1],
+      [0xfffffffe, 2 ** 21 - 1],
+      [5, 2 ** 21],
+      [5, 2 ** 21 + 1],
+      [6, 0],
+      [5, 2 ** 21 * 2],
+      [4, 2 ** 22],
+    ];
+    const keys = pairs.map(([seq, bytes]) => wireKey(seq, bytes));
+    expect(new Set(keys).size).toBe(pairs.length);
+    // the same pair, the same key (on the client's write and the server's read)
+    expect(pairs.map(([seq, bytes]) => wireKey(seq, bytes))).toEqual(keys);
+    for (const k of keys) if (typeof k === "number") expect(Number.isSafeInteger(k)).toBe(true);
+    expect(typeof wireKey(1, 2 ** 21)).toBe("string");
+  });
+});
+
 describe("LocalLinkIndex", () => {
   it("finds a published key for at least ttl/2 and forgets it by 1.5 × ttl", () => {
     const ttl = 1000;
