@@ -37,14 +37,19 @@ export interface LogRecordConverterOptions {
 export function severityOf(status: RequestRecord["status"]): { number: SeverityNumber; text: string } {
   switch (status) {
     case "client_error":
-      return { number: SeverityNumber.WARN, text: "WARN" };
+      return WARN;
     case "server_error":
     case "timeout":
-      return { number: SeverityNumber.ERROR, text: "ERROR" };
+      return ERROR;
     default:
-      return { number: SeverityNumber.INFO, text: "INFO" };
+      return INFO;
   }
 }
+
+const INFO = Object.freeze({ number: SeverityNumber.INFO, text: "INFO" });
+const WARN = Object.freeze({ number: SeverityNumber.WARN, text: "WARN" });
+const ERROR = Object.freeze({ number: SeverityNumber.ERROR, text: "ERROR" });
+const WHITESPACE = /\s/;
 
 /**
  * The one-line body: "GET /api/items 200 12.3ms", "postgresql SELECT * FROM items 0.8ms",
@@ -57,7 +62,7 @@ export function logBody(r: RequestRecord, maxResourceLength = 256): string {
   if (r.requestType) parts.push(r.requestType);
   let what = r.resource ?? r.endpoint;
   if (what) {
-    what = what.replace(/\s+/g, " ").trim();
+    if (WHITESPACE.test(what)) what = what.replace(/\s+/g, " ").trim();
     if (what.length > maxResourceLength) what = `${what.slice(0, maxResourceLength)}…`;
     if (what) parts.push(what);
   }
