@@ -31,6 +31,8 @@ export interface CorrelatorStats {
   clientRoots: number;
   /** Client spans left unlinked because several requests were in flight on their thread. */
   ambiguous: number;
+  /** Client spans dropped from the TCP-seq index before their time because it was full. */
+  linksEvicted: number;
 }
 
 interface InFlight {
@@ -68,7 +70,7 @@ export class SpanCorrelator implements L7Listener {
   private seq = 0;
   private readonly ttlNs: number;
   private readonly maxRequestIds: number;
-  private readonly counters: CorrelatorStats = {
+  private readonly counters: Omit<CorrelatorStats, "linksEvicted"> = {
     requests: 0,
     linkedTraceparent: 0,
     linkedTcpSeq: 0,
@@ -118,7 +120,7 @@ export class SpanCorrelator implements L7Listener {
   }
 
   stats(): CorrelatorStats {
-    return { ...this.counters };
+    return { ...this.counters, linksEvicted: this.links.evicted ?? 0 };
   }
 
   private startServer(conn: ConnectionInfo, m: L7Message): void {

@@ -11,6 +11,8 @@ export interface LinkTarget {
 export interface LinkIndex {
   publish(key: WireKey, target: LinkTarget, nowNs: number): void;
   lookup(key: WireKey, nowNs: number): LinkTarget | undefined;
+  /** Entries dropped before their time because the index was full (a server span then has no caller). */
+  readonly evicted?: number;
 }
 
 /** A request's identity on the wire: a number, or a string for requests of 2 MiB and more. */

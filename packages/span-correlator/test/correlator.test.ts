@@ -1,6 +1,7 @@
 import { L7Aggregator, type PayloadView, type RequestRecord } from "@kalman/flow-aggregator";
 import { describe, expect, it } from "vitest";
 import { SpanCorrelator } from "../src/correlator.js";
+import { LocalLinkIndex } from "../src/link-index.js";
 
 const bytes = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
 const GET = (path: string, extra = "") => `GET ${path} HTTP/1.1\r\nHost: h\r\n${extra}\r\n`;
@@ -42,8 +43,8 @@ function view(e: Ev): PayloadView {
   };
 }
 
-function setup() {
-  const correlator = new SpanCorrelator();
+function setup(options: ConstructorParameters<typeof SpanCorrelator>[0] = {}) {
+  const correlator = new SpanCorrelator(options);
   const agg = new L7Aggregator({ listener: correlator });
   const feed = (...evs: Ev[]) => {
     for (const e of evs) agg.ingest(view(e));
@@ -151,5 +152,28 @@ describe("SpanCorrelator", () => {
     expect(find(done, 10, "/elsewhere").span).toMatchObject({
       unlinkedReason: "no server request in flight on thread",
     });
+  });
+
+  it("counts client spans the full TCP-seq index dropped early; their servers stay roots, never misparented", () => {
+    const { agg, feed, correlator } = setup({ linkIndex: new LocalLinkIndex(4, 1e12) });
+    // ten client requests (pid 30) on ten connections, none read by a server yet
+    for (let i = 0; i < 10; i++)
+      feed({
+        conn: 100 + i,
+        pid: 30,
+        tid: 31,
+        role: 1,
+        egress: true,
+        data: GET(`/c${i}`),
+        t: 1000 + i * 10,
+        seq: 100 * i,
+      });
+    expect(correlator.stats().linksEvicted).toBeGreaterThan(0);
+    // the oldest request is read now: its client span was evicted, so the server span starts a trace of its own
+    feed({ conn: 200, pid: 40, tid: 41, role: 2, egress: false, data: GET("/c0"), t: 2000, seq: 0 });
+    feed({ conn: 200, pid: 40, tid: 41, role: 2, egress: true, data: OK, t: 2010, seq: 50 });
+    const server = agg.takeRecords().find((r) => r.pid === 40) as RequestRecord;
+    expect(server.span?.parentSpanId).toBeUndefined();
+    expect(server.span?.unlinkedReason).toBe("no caller observed");
   });
 });

@@ -319,12 +319,14 @@ export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<nu
     await logs.shutdown();
     const sp = spans.stats();
     const sel = selector.stats();
+    const links = pipeline.correlator.stats().linksEvicted;
     if (sink) await new Promise((r) => sink.end(r));
     err.write(
       `kalman run: stopped. ${a.records} requests recorded; kernel lost ${s.lostRingFull + s.lostStashFull}; ` +
         `${a.connectionsUnknown} connections of unknown protocol, ${a.malformed} malformed messages; ` +
         `selection filtered ${sel.eventsFiltered} events of ${sel.processesFiltered} processes, ` +
         `${pipeline.ownExportRecords} requests to our own OTLP backend; ` +
+        `${links ? `${links} client spans dropped early from the full TCP-seq index; ` : ""}` +
         // last on the line: tests and scripts read the span accounting from its end
         `spans exported ${sp.exported}, dropped ${sp.dropped}${sp.lastError ? ` (last error: ${sp.lastError})` : ""}\n`,
     );
