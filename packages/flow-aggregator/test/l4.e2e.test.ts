@@ -167,7 +167,6 @@ describePrivileged(
         expect(Math.abs(ourRetrans + ourOutOfOrder - (theirRetrans + theirOutOfOrder))).toBeLessThanOrEqual(
           Math.max(2, (theirRetrans + theirOutOfOrder) * 0.05),
         );
-        expect(Math.abs(ourRetrans - theirRetrans)).toBeLessThanOrEqual(Math.max(3, theirRetrans * 0.2));
 
         // the same file through `replay`'s path gives the same flows
         const replay = new PacketAggregator({ l7: false });
@@ -175,6 +174,7 @@ describePrivileged(
         expect(read.ok).toBe(true);
         replay.flush();
         const replayed = replay.takeFlowRecords();
+        let replayRetrans = 0;
         for (const port of conv.keys()) {
           const live = totals(seen.flows, port);
           const off = totals(replayed, port);
@@ -184,9 +184,15 @@ describePrivileged(
             live.bytesTx,
             live.bytesRx,
           ]);
-          // tcpdump's socket stamps sent frames a little apart from ours: the out-of-order window may classify one segment differently
-          expect(Math.abs(off.retrans - live.retrans)).toBeLessThanOrEqual(2);
+          // the segments below the expected seq are the same set live and from the file
+          expect(off.retrans + off.outOfOrder).toBe(live.retrans + live.outOfOrder);
+          replayRetrans += off.retrans;
         }
+        // the split is by time since the sequence advanced: on the very timestamps tshark read (the file),
+        // ours agrees with its retransmissions; live, tcpdump's socket stamps frames a little apart from
+        // ours, and on a loaded machine more segments sit near the boundary, so that split is looser
+        expect(Math.abs(replayRetrans - theirRetrans)).toBeLessThanOrEqual(Math.max(2, theirRetrans * 0.1));
+        expect(Math.abs(ourRetrans - theirRetrans)).toBeLessThanOrEqual(Math.max(4, theirRetrans * 0.4));
       });
     }, 60_000);
 
