@@ -1,6 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
-import { waitForStableFile } from "./processes.js";
+import { collectOutput, waitForStableFile } from "./processes.js";
 
 /**
  * Two network namespaces for packet tests, all created and removed by this code: "a" and "b"
@@ -105,17 +105,10 @@ export async function createNetLab(options: NetLabOptions = {}): Promise<NetLab>
     },
     async run(where, cmd) {
       const child = lab.spawn(where, cmd);
-      let out = "";
-      let errText = "";
-      child.stdout?.on("data", (d: Buffer) => {
-        out += d.toString();
-      });
-      child.stderr?.on("data", (d: Buffer) => {
-        errText += d.toString();
-      });
+      const output = collectOutput(child);
       const [code] = (await once(child, "exit")) as [number | null];
-      if (code !== 0) throw new Error(`${cmd.join(" ")} exited with ${code}: ${errText.slice(-400)}`);
-      return out;
+      if (code !== 0) throw new Error(`${cmd.join(" ")} exited with ${code}: ${output.stderr().slice(-400)}`);
+      return output.stdout();
     },
     async stop(child, signal = "SIGTERM") {
       if (child.exitCode !== null || child.signalCode !== null) return;

@@ -36,16 +36,26 @@ export async function startUntil(
   return { child, match };
 }
 
-/** Runs a child to completion; rejects on a non-zero exit. Returns its stdout and pid. */
-export async function run(cmd: string, args: string[]): Promise<{ stdout: string; pid: number }> {
-  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "inherit"] });
+/** Collects what a child writes on its piped stdout and stderr; read it at any time. */
+export function collectOutput(child: ChildProcess): { stdout: () => string; stderr: () => string } {
   let stdout = "";
+  let stderr = "";
   child.stdout?.on("data", (d: Buffer) => {
     stdout += d.toString();
   });
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  return { stdout: () => stdout, stderr: () => stderr };
+}
+
+/** Runs a child to completion; rejects on a non-zero exit. Returns its stdout and pid. */
+export async function run(cmd: string, args: string[]): Promise<{ stdout: string; pid: number }> {
+  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "inherit"] });
+  const output = collectOutput(child);
   const [code] = (await once(child, "exit")) as [number | null];
   if (code !== 0) throw new Error(`${cmd} ${args.join(" ")} exited with ${code}`);
-  return { stdout, pid: child.pid ?? 0 };
+  return { stdout: output.stdout(), pid: child.pid ?? 0 };
 }
 
 /** Ends a child this process started, by its pid. */

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { collectOutput } from "@kalman/examples";
 
 /** The built CLI the tests run (`pnpm build` first). */
 export const cli = fileURLToPath(new URL("../../dist/src/cli.js", import.meta.url));
@@ -21,24 +22,17 @@ export function spawnKalman(args: string[], opts: { cwd?: string; env?: NodeJS.P
     env: opts.env,
     stdio: ["ignore", "pipe", "pipe"],
   });
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.on("data", (d: Buffer) => {
-    stdout += d.toString();
-  });
-  child.stderr?.on("data", (d: Buffer) => {
-    stderr += d.toString();
-  });
+  const output = collectOutput(child);
   const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
   return {
     child,
-    stdout: () => stdout,
-    stderr: () => stderr,
+    stdout: output.stdout,
+    stderr: output.stderr,
     exited,
     async waitForStderr(text, ms = 5000) {
-      for (let waited = 0; !stderr.includes(text) && waited < ms; waited += 50)
+      for (let waited = 0; !output.stderr().includes(text) && waited < ms; waited += 50)
         await new Promise((r) => setTimeout(r, 50));
-      return stderr.includes(text);
+      return output.stderr().includes(text);
     },
   };
 }
