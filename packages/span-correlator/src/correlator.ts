@@ -69,7 +69,6 @@ export class SpanCorrelator implements L7Listener {
   private queue: Queued[] = [];
   private seq = 0;
   private readonly ttlNs: number;
-  private readonly maxRequestIds: number;
   private readonly counters: Omit<CorrelatorStats, "linksEvicted"> = {
     requests: 0,
     linkedTraceparent: 0,
@@ -84,9 +83,9 @@ export class SpanCorrelator implements L7Listener {
   constructor(options: CorrelatorOptions = {}) {
     this.links = options.linkIndex ?? new LocalLinkIndex();
     this.ttlNs = (options.inFlightTtlMs ?? 60_000) * 1e6;
-    this.maxRequestIds = options.maxRequestIds ?? 16384;
-    this.serverByRequestId = new BoundedMap(this.maxRequestIds);
-    this.clientByRequestId = new BoundedMap(this.maxRequestIds);
+    const maxRequestIds = options.maxRequestIds ?? 16384;
+    this.serverByRequestId = new BoundedMap(maxRequestIds);
+    this.clientByRequestId = new BoundedMap(maxRequestIds);
   }
 
   onRequest(conn: ConnectionInfo, m: L7Message): void {
@@ -153,7 +152,7 @@ export class SpanCorrelator implements L7Listener {
     this.prune(list, m.endNs);
     if (list.length >= MAX_IN_FLIGHT_PER_THREAD) list.shift();
     list.push({ span, startNs: m.endNs });
-    if (m.xRequestId !== undefined) this.remember(this.serverByRequestId, m.xRequestId, span);
+    if (m.xRequestId !== undefined) this.serverByRequestId.set(m.xRequestId, span);
   }
 
   private finishServer(conn: ConnectionInfo, req: L7Message): void {
@@ -195,17 +194,13 @@ export class SpanCorrelator implements L7Listener {
       this.counters.clientRoots++;
     }
     if (m.tcpSeq !== undefined) this.links.publish(wireKey(m.tcpSeq, m.bytes), span, m.startNs);
-    if (m.xRequestId !== undefined) this.remember(this.clientByRequestId, m.xRequestId, span);
+    if (m.xRequestId !== undefined) this.clientByRequestId.set(m.xRequestId, span);
   }
 
   private parent(span: SpanLink, p: { traceId: string; spanId: string }, kind: SpanLink["linkedBy"]): void {
     span.traceId = p.traceId;
     span.parentSpanId = p.spanId;
     span.linkedBy = kind;
-  }
-
-  private remember(map: BoundedMap<string, LinkTarget>, id: string, span: SpanLink): void {
-    map.set(id, span);
   }
 
   /** Drops in-flight entries whose response never came. */
