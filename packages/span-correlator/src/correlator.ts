@@ -31,7 +31,7 @@ export interface CorrelatorStats {
   clientRoots: number;
   /** Client spans left unlinked because several requests were in flight on their thread. */
   ambiguous: number;
-  /** Client spans dropped from the TCP-seq index before their time because it was full. */
+  /** Client spans dropped from the TCP-seq index before their time because it was full, unmatched by any server span. */
   linksEvicted: number;
 }
 

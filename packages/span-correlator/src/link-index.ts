@@ -11,7 +11,7 @@ export interface LinkTarget {
 export interface LinkIndex {
   publish(key: WireKey, target: LinkTarget, nowNs: number): void;
   lookup(key: WireKey, nowNs: number): LinkTarget | undefined;
-  /** Entries dropped before their time because the index was full (a server span then has no caller). */
+  /** Entries dropped before their time because the index was full, never looked up (their server span, if one comes, has no caller). */
   readonly evicted?: number;
 }
 
@@ -40,7 +40,10 @@ export class LocalLinkIndex implements LinkIndex {
   private young = new Map<WireKey, LinkTarget>();
   private old = new Map<WireKey, LinkTarget>();
   private youngSinceNs = Number.NEGATIVE_INFINITY;
-  /** Entries dropped before their time because a generation filled up. */
+  /** Lookups that found an entry, per generation: what a full generation held that was still wanted is size − hits. */
+  private youngHits = 0;
+  private oldHits = 0;
+  /** Entries dropped before their time because a generation filled up, and never looked up. */
   evicted = 0;
 
   constructor(
@@ -51,7 +54,7 @@ export class LocalLinkIndex implements LinkIndex {
   publish(key: WireKey, target: LinkTarget, nowNs: number): void {
     if (nowNs - this.youngSinceNs >= this.ttlNs / 2) this.rotate(nowNs, nowNs - this.youngSinceNs >= this.ttlNs);
     else if (this.young.size >= this.maxEntries / 2) {
-      this.evicted += this.old.size;
+      this.evicted += Math.max(0, this.old.size - this.oldHits);
       this.rotate(nowNs, false);
     }
     this.young.set(key, target);
@@ -60,8 +63,14 @@ export class LocalLinkIndex implements LinkIndex {
   lookup(key: WireKey, nowNs: number): LinkTarget | undefined {
     if (nowNs - this.youngSinceNs >= this.ttlNs) return undefined; // both generations are past their time
     const hit = this.young.get(key);
-    if (hit !== undefined || nowNs - this.youngSinceNs >= this.ttlNs / 2) return hit;
-    return this.old.get(key);
+    if (hit !== undefined) {
+      this.youngHits++;
+      return hit;
+    }
+    if (nowNs - this.youngSinceNs >= this.ttlNs / 2) return undefined;
+    const older = this.old.get(key);
+    if (older !== undefined) this.oldHits++;
+    return older;
   }
 
   get size(): number {
@@ -71,7 +80,9 @@ export class LocalLinkIndex implements LinkIndex {
   /** The young generation becomes the old one (or, after a whole TTL of silence, is dropped too). */
   private rotate(nowNs: number, dropBoth: boolean): void {
     this.old = dropBoth ? new Map() : this.young;
+    this.oldHits = dropBoth ? 0 : this.youngHits;
     this.young = new Map();
+    this.youngHits = 0;
     this.youngSinceNs = nowNs;
   }
 }

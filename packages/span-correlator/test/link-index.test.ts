@@ -57,6 +57,23 @@ describe("LocalLinkIndex", () => {
     expect(index.lookup(wireKey(0, 1), 20)).toBeUndefined();
   });
 
+  it("does not count as dropped early what a server span already found", () => {
+    const index = new LocalLinkIndex(8, 1e12);
+    // each request is read by its server right after the client wrote it: nothing is lost by rotation
+    for (let i = 0; i < 40; i++) {
+      index.publish(wireKey(i, 1), target(i), i);
+      expect(index.lookup(wireKey(i, 1), i)?.spanId).toBe(`s${i}`);
+    }
+    expect(index.evicted).toBe(0);
+    // two of the next eight (42 and 45) are never read: only they count once their generation is dropped early
+    for (let i = 40; i < 48; i++) {
+      index.publish(wireKey(i, 1), target(i), i);
+      if (i % 3 !== 0) index.lookup(wireKey(i, 1), i);
+    }
+    for (let i = 48; i < 56; i++) index.publish(wireKey(i, 1), target(i), i);
+    expect(index.evicted).toBe(2);
+  });
+
   it("a key published again is found with its newest target", () => {
     const index = new LocalLinkIndex(64, 100);
     index.publish(wireKey(7, 1), target(1), 0);
