@@ -245,7 +245,10 @@ async function liveRun(
     const warmupRequests = Number(/requests: \d+ total, \d+ started, (\d+) done/.exec(warm)?.[1] ?? 0);
     const recorded = Number(/stopped\. (\d+) requests recorded/.exec(stderr)?.[1] ?? 0);
     const lost = Number(/kernel lost (\d+)/.exec(stderr)?.[1] ?? 0);
-    return { requests, warmupRequests, recorded, lost, cpuS, wall, received };
+    // dropped by the span and log sinks' queues over the whole run, warm-up included
+    const spansDropped = Number(/spans exported \d+, dropped (\d+)/.exec(stderr)?.[1] ?? 0);
+    const logsDropped = Number(/logs exported \d+, dropped (\d+)/.exec(stderr)?.[1] ?? 0);
+    return { requests, warmupRequests, recorded, lost, spansDropped, logsDropped, cpuS, wall, received };
   } finally {
     if (agent.exitCode === null) {
       agent.kill("SIGKILL");
@@ -303,7 +306,7 @@ if (!only || only === "run") {
     const mid = (xs: number[]) => xs[Math.floor(xs.length / 2)] as number;
     const r = list[0] as (typeof list)[number];
     process.stdout.write(
-      `\n  kalman run (${c.label}, ${rps / 1000}k req/s asked, ${(r.requests / RUN_SECONDS / 1000).toFixed(1)}k reached, ${rounds} rounds): ${r.requests} requests in ${r.wall.toFixed(1)} s after ${r.warmupRequests} to warm up; ${list.reduce((n, x) => n + x.lost, 0)} lost\n`,
+      `\n  kalman run (${c.label}, ${rps / 1000}k req/s asked, ${(r.requests / RUN_SECONDS / 1000).toFixed(1)}k reached, ${rounds} rounds): ${r.requests} requests in ${r.wall.toFixed(1)} s after ${r.warmupRequests} to warm up; kernel lost ${list.reduce((n, x) => n + x.lost, 0)}; sinks dropped ${list.reduce((n, x) => n + x.spansDropped, 0)} spans, ${list.reduce((n, x) => n + x.logsDropped, 0)} logs (warm-up included)\n`,
     );
     process.stdout.write(
       `    agent CPU                              ${mid(core).toFixed(0)}% of one core (${core.map((x) => x.toFixed(0)).join(", ")})\n`,

@@ -98,11 +98,13 @@ describe("kalman run", () => {
       expect(stderr1).toContain("logs → off (OTEL_LOGS_EXPORTER=none)");
       expect(countOf(join(noLogs, "traces.jsonl"), "resourceSpans", "spans")).toBe(4);
       expect(existsSync(join(noLogs, "logs.jsonl"))).toBe(false);
+      expect(stderr1).not.toContain("logs exported");
 
       const noTraces = join(tmp, "no-traces");
       const stderr2 = await runWith({ OTEL_TRACES_EXPORTER: "none" }, noTraces);
       expect(stderr2).toContain("traces → off (OTEL_TRACES_EXPORTER=none)");
-      expect(stderr2).toMatch(/spans exported 0, dropped 0\n/);
+      // the final line accounts for both sinks
+      expect(stderr2).toMatch(/logs exported 4, dropped 0; spans exported 0, dropped 0\n/);
       expect(existsSync(join(noTraces, "traces.jsonl"))).toBe(false);
       // the request logs still carry the trace context the correlator decided
       const logs = lines(join(noTraces, "logs.jsonl"))

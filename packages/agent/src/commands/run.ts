@@ -318,6 +318,7 @@ export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<nu
     await metrics.shutdown();
     await logs.shutdown();
     const sp = spans.stats();
+    const lg = logs.kind === "none" ? undefined : logs.stats();
     const sel = selector.stats();
     const links = pipeline.correlator.stats().linksEvicted;
     if (sink) await new Promise((r) => sink.end(r));
@@ -327,6 +328,7 @@ export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<nu
         `selection filtered ${sel.eventsFiltered} events of ${sel.processesFiltered} processes, ` +
         `${pipeline.ownExportRecords} requests to our own OTLP backend; ` +
         `${links ? `${links} client spans dropped early from the full TCP-seq index; ` : ""}` +
+        `${lg ? `logs exported ${lg.exported}, dropped ${lg.dropped}; ` : ""}` +
         // last on the line: tests and scripts read the span accounting from its end
         `spans exported ${sp.exported}, dropped ${sp.dropped}${sp.lastError ? ` (last error: ${sp.lastError})` : ""}\n`,
     );
