@@ -1,4 +1,5 @@
 export { ReceiverError, type ReceiverStage } from "./errors.js";
+export { type DataRecordFields, EventBatchWriter } from "./event-writer.js";
 export { Limits as TracerLimits } from "./layout.generated.js";
 export { createStderrLogger, type Logger, type LogLevel } from "./logger.js";
 export { nativePaths } from "./native.js";

@@ -50,6 +50,7 @@ export {
 export type { BatchingOptions, SpanSink, SpanSinkStats } from "./sink.js";
 export { KALMAN_SCOPE, resourceAttributesFromEnv, SpanConverter, type SpanConverterOptions } from "./spans.js";
 export { VERSION } from "./version.js";
+export { warmUpEncoders } from "./warm-up.js";
 
 export interface SpanSinkConfig extends OtlpExporterOptions, FileSinkOptions {
   /**
