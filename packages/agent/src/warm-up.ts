@@ -39,6 +39,25 @@ export function warmUp(requests = 1000): number {
       records.length = 0;
     }
   };
+  const response = Buffer.from(
+    "HTTP/1.1 200 OK\r\nServer: kalman-warm-up\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nok\n",
+    "latin1",
+  );
+  /** One end of synthetic connection c: a client (connect) or server (accept) socket of this process. */
+  const end = (c: number, role: SocketRole) => {
+    const client = role === SocketRole.Client;
+    return {
+      sockId: (client ? 1 : 1001) + c,
+      tgid: pid,
+      tid: pid + (client ? 1 : 101) + c,
+      role,
+      saddr: "127.0.0.1",
+      daddr: "127.0.0.1",
+      sport: client ? 40000 + c : 8080,
+      dport: client ? 8080 : 40000 + c,
+      comm: "warm-up",
+    };
+  };
   for (let i = 0; i < requests; i++) {
     const c = i % CONNECTIONS;
     const round = Math.floor(i / CONNECTIONS);
@@ -46,54 +65,21 @@ export function warmUp(requests = 1000): number {
       `GET /api/items/${i % 97} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: kalman-warm-up\r\nAccept: */*\r\n\r\n`,
       "latin1",
     );
-    const response = Buffer.from(
-      "HTTP/1.1 200 OK\r\nServer: kalman-warm-up\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nok\n",
-      "latin1",
-    );
     const requestSeq = (1000 + c * 1_000_000 + round * 200) >>> 0;
     const responseSeq = (5000 + c * 1_000_000 + round * 300) >>> 0;
-    const client = { sockId: 1 + c, tgid: pid, tid: pid + 1 + c, role: SocketRole.Client, comm: "warm-up" };
-    const server = { sockId: 1001 + c, tgid: pid, tid: pid + 101 + c, role: SocketRole.Server, comm: "warm-up" };
-    const ends = { saddr: "127.0.0.1", daddr: "127.0.0.1" };
-    const clientPorts = { sport: 40000 + c, dport: 8080 };
-    const serverPorts = { sport: 8080, dport: 40000 + c };
-    const at = (d: number) => ({ enterNs: ns + d, exitNs: ns + d + 1000 });
-    writer.data({
-      ...client,
-      ...ends,
-      ...clientPorts,
-      ...at(0),
-      direction: Direction.Egress,
-      tcpSeq: requestSeq,
-      payload: request,
-    });
-    writer.data({
-      ...server,
-      ...ends,
-      ...serverPorts,
-      ...at(5000),
-      direction: Direction.Ingress,
-      tcpSeq: requestSeq,
-      payload: request,
-    });
-    writer.data({
-      ...server,
-      ...ends,
-      ...serverPorts,
-      ...at(20000),
-      direction: Direction.Egress,
-      tcpSeq: responseSeq,
-      payload: response,
-    });
-    writer.data({
-      ...client,
-      ...ends,
-      ...clientPorts,
-      ...at(25000),
-      direction: Direction.Ingress,
-      tcpSeq: responseSeq,
-      payload: response,
-    });
+    const client = end(c, SocketRole.Client);
+    const server = end(c, SocketRole.Server);
+    const event = (
+      side: ReturnType<typeof end>,
+      afterNs: number,
+      direction: Direction,
+      tcpSeq: number,
+      payload: Uint8Array,
+    ) => writer.data({ ...side, enterNs: ns + afterNs, exitNs: ns + afterNs + 1000, direction, tcpSeq, payload });
+    event(client, 0, Direction.Egress, requestSeq, request);
+    event(server, 5000, Direction.Ingress, requestSeq, request);
+    event(server, 20000, Direction.Egress, responseSeq, response);
+    event(client, 25000, Direction.Ingress, responseSeq, response);
     ns += 50_000;
     if (((i + 1) * 4) % EVENTS_PER_BATCH === 0) flush();
   }
