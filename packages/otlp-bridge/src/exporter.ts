@@ -1,5 +1,5 @@
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import { OtlpConnection } from "./otlp-connection.js";
+import { OtlpConnection, otlpConcurrency } from "./otlp-connection.js";
 import { nonBlank, type OtlpTransportOptions, traceTransport } from "./otlp-exporters.js";
 import { type BatchingOptions, BatchingSink, type SendResult } from "./sink.js";
 
@@ -16,7 +16,7 @@ export interface OtlpExporterOptions extends BatchingOptions, OtlpTransportOptio
 /**
  * Spans -> OTLP through the official exporters (what @opentelemetry/exporter-trace-otlp-grpc and
  * -proto build, with Kalman's serializer: see otlp-exporters.ts), behind a bounded queue with
- * batching and retry. One batch is in flight at a time.
+ * batching and retry. Up to maxConcurrentExports batches (default 8) are in flight.
  */
 export class OtlpSpanExporter extends BatchingSink {
   readonly kind: "otlp-grpc" | "otlp-http";
@@ -25,7 +25,7 @@ export class OtlpSpanExporter extends BatchingSink {
   private readonly connection: OtlpConnection<ReadableSpan>;
 
   constructor(options: OtlpExporterOptions = {}) {
-    super(options);
+    super({ ...options, maxConcurrentExports: otlpConcurrency(options.maxConcurrentExports) });
     this.protocol = resolveProtocol(options, options.env ?? process.env, (msg, fields) =>
       this.logger.warn(msg, fields),
     );

@@ -21,7 +21,7 @@ import type { ReadableLogRecord } from "@opentelemetry/sdk-logs";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { serializeLogs, serializeTraces } from "./encoding/otlp-proto.js";
 import type { OtlpProtocol } from "./exporter.js";
-import { compressionOf, grpcMetadata, type OfficialExporter } from "./otlp-connection.js";
+import { compressionOf, grpcMetadata, MAX_CONCURRENT_EXPORTS, type OfficialExporter } from "./otlp-connection.js";
 
 type HttpConfig = OTLPExporterConfigBase & { headers?: Record<string, string>; compression?: unknown };
 
@@ -120,8 +120,8 @@ export interface OtlpTransportOptions {
 
 function transport<T>(s: Signal<T>, protocol: OtlpProtocol, options: OtlpTransportOptions): OtlpTransport<T> {
   const env = options.env ?? process.env;
-  // one batch in flight from the sink's loop, plus room for a forced flush
-  const common = { timeoutMillis: options.timeoutMillis, concurrencyLimit: 2 };
+  // the sink's loop bounds the batches in flight (maxConcurrentExports); room for one forced flush more
+  const common = { timeoutMillis: options.timeoutMillis, concurrencyLimit: MAX_CONCURRENT_EXPORTS + 1 };
   const compression = compressionOf(options.compression);
   if (protocol === "grpc") {
     const url = options.endpoint ?? (options.env ? endpointFromEnv(env, protocol, s) : undefined);

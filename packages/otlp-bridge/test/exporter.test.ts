@@ -202,7 +202,7 @@ describe("OtlpSpanExporter over gRPC", () => {
       added += batch.length;
       const st = exp.stats();
       expect(st.queued).toBeLessThanOrEqual(1000);
-      expect(st.inFlight).toBeLessThanOrEqual(200);
+      expect(st.inFlight).toBeLessThanOrEqual(200 * 8); // maxBatchSize × the batches in flight at once
       if (round % 5 === 0) await exp.flush(); // an attempt against the dead backend
     }
     await exp.flush();
@@ -275,6 +275,23 @@ describe("OtlpSpanExporter over HTTP/protobuf", () => {
       "backend",
       "frontend",
     ]);
+  });
+
+  it("a backend far away: several batches are in flight at once, and every span arrives once", async () => {
+    const receiver = await OtlpHttpReceiver.create();
+    cleanups.push(() => receiver.stop());
+    receiver.answerDelayMs = 100;
+    const exp = exporter({ protocol: "http/protobuf", endpoint: receiver.endpoint, maxBatchSize: 100 });
+    const spans = manySpans(1000, service("far"));
+    exp.add(spans);
+    await exp.flush();
+    // one batch per round trip would have kept the receiver at one Export pending; at most 8 (the default)
+    expect(receiver.maxPending).toBeGreaterThanOrEqual(2);
+    expect(receiver.maxPending).toBeLessThanOrEqual(8);
+    expect(receiver.requests.length).toBe(10);
+    expect(new Set(receiver.spans.map((s) => s.spanId))).toEqual(new Set(spans.map((s) => s.spanId)));
+    expect(receiver.spans).toHaveLength(1000);
+    expect(exp.stats()).toMatchObject({ exported: 1000, dropped: 0, failedExports: 0 });
   });
 
   it("retries after the HTTP backend comes back", async () => {

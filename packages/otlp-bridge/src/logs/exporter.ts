@@ -2,7 +2,7 @@ import type { ReadableLogRecord } from "@opentelemetry/sdk-logs";
 import { DisabledSink, exporterIsNone } from "../disabled-sink.js";
 import { logsJson } from "../encoding/otlp-json.js";
 import { type OtlpProtocol, resolveProtocol } from "../exporter.js";
-import { OtlpConnection } from "../otlp-connection.js";
+import { OtlpConnection, otlpConcurrency } from "../otlp-connection.js";
 import { logTransport, nonBlank, type OtlpTransportOptions } from "../otlp-exporters.js";
 import { type JsonFileOptions, JsonLinesFile } from "../rotating-file.js";
 import type { SendResult } from "../sink.js";
@@ -69,7 +69,7 @@ export class OtlpLogExporter extends LogBatchingSink {
   private readonly connection: OtlpConnection<ReadableLogRecord>;
 
   constructor(options: OtlpLogExporterOptions = {}) {
-    super(options);
+    super({ ...options, maxConcurrentExports: otlpConcurrency(options.maxConcurrentExports) });
     const env = options.env ?? process.env;
     this.protocol = resolveLogsProtocol(options, env, (msg, fields) => this.logger.warn(msg, fields));
     const t = logTransport(this.protocol, options);

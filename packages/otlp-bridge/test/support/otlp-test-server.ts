@@ -93,6 +93,12 @@ export async function waitUntil(done: () => boolean, timeoutMs: number, describe
  * A receiver's transport. Subclasses decode and keep what arrives in record(); a body that does not
  * decode is answered INVALID_ARGUMENT / 400 and counted in decodeErrors.
  */
+interface HttpReply {
+  status: number;
+  headers: Record<string, string>;
+  body?: Uint8Array | string;
+}
+
 export abstract class OtlpTestServer {
   /** Requests that could not be decoded. */
   decodeErrors = 0;
@@ -101,6 +107,11 @@ export abstract class OtlpTestServer {
    * HTTP) and nothing is recorded.
    */
   rejectWith: number | undefined;
+  /** Each Export is answered this much later (a backend far away). */
+  answerDelayMs = 0;
+  /** Exports received and not answered yet, and the most there were at once. */
+  pending = 0;
+  maxPending = 0;
   protected port = 0;
   private grpcServer: grpc.Server | undefined;
   private httpServer: Server | undefined;
@@ -183,7 +194,8 @@ export abstract class OtlpTestServer {
       },
     };
     server.addService(service, {
-      Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+      Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, answer: grpc.sendUnaryData<Buffer>) => {
+        const callback = this.delayed(answer);
         if (this.rejectWith !== undefined) {
           callback({ code: this.rejectWith, details: "rejected by test receiver" }, null);
           return;
@@ -220,35 +232,48 @@ export abstract class OtlpTestServer {
     });
   }
 
+  /** `answer`, called answerDelayMs later; counts the Exports waiting for it. */
+  private delayed<A extends unknown[]>(answer: (...args: A) => void): (...args: A) => void {
+    this.pending++;
+    this.maxPending = Math.max(this.maxPending, this.pending);
+    return (...args: A) => {
+      const send = () => {
+        this.pending--;
+        answer(...args);
+      };
+      if (this.answerDelayMs > 0) setTimeout(send, this.answerDelayMs);
+      else send();
+    };
+  }
+
   private handleHttp(req: IncomingMessage, res: ServerResponse): void {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
-      if (req.method !== "POST" || req.url?.split("?")[0] !== this.signal.httpPath) {
-        res.writeHead(404).end();
-        return;
-      }
-      if (this.rejectWith !== undefined) {
-        res.writeHead(this.rejectWith, { "content-type": "text/plain" }).end("rejected by test receiver");
-        return;
-      }
-      let body: Buffer;
-      try {
-        body = Buffer.concat(chunks);
-        const encoding = req.headers["content-encoding"];
-        if (encoding === "gzip") body = gunzipSync(body);
-        else if (encoding === "deflate") body = inflateSync(body);
-      } catch (err) {
-        this.decodeErrors++;
-        res.writeHead(400, { "content-type": "text/plain" }).end(String(err));
-        return;
-      }
-      const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = String(v);
-      const error = this.accept(body, "http", headers);
-      if (error === undefined)
-        res.writeHead(200, { "content-type": "application/x-protobuf" }).end(this.signal.emptyResponse);
-      else res.writeHead(400, { "content-type": "text/plain" }).end(error);
+      const reply = this.delayed((r: HttpReply) => res.writeHead(r.status, r.headers).end(r.body));
+      reply(this.httpReply(req, Buffer.concat(chunks)));
     });
+  }
+
+  private httpReply(req: IncomingMessage, raw: Buffer): HttpReply {
+    const text = { "content-type": "text/plain" };
+    if (req.method !== "POST" || req.url?.split("?")[0] !== this.signal.httpPath) return { status: 404, headers: {} };
+    if (this.rejectWith !== undefined)
+      return { status: this.rejectWith, headers: text, body: "rejected by test receiver" };
+    let body = raw;
+    try {
+      const encoding = req.headers["content-encoding"];
+      if (encoding === "gzip") body = gunzipSync(raw);
+      else if (encoding === "deflate") body = inflateSync(raw);
+    } catch (err) {
+      this.decodeErrors++;
+      return { status: 400, headers: text, body: String(err) };
+    }
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = String(v);
+    const error = this.accept(body, "http", headers);
+    return error === undefined
+      ? { status: 200, headers: { "content-type": "application/x-protobuf" }, body: this.signal.emptyResponse }
+      : { status: 400, headers: text, body: error };
   }
 }
