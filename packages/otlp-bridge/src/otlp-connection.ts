@@ -20,7 +20,7 @@ const RECONNECT_AFTER_FAILURES = 3;
  * Batches an OTLP sink has in flight at once. One at a time caps throughput at a batch per round
  * trip: 512 items per 50 ms is about 10k items/s, under a host's request rate.
  */
-export const OTLP_CONCURRENT_EXPORTS = 8;
+const OTLP_CONCURRENT_EXPORTS = 8;
 /** The most an OTLP sink may be configured to have in flight (the official exporter is told one more). */
 export const MAX_CONCURRENT_EXPORTS = 32;
 

@@ -167,7 +167,11 @@ export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<nu
     });
     const metricsPipeline = metrics;
     // compiled before the kernel side attaches: a busy host's first second is not dropped while V8 compiles
-    warmUp(WARM_UP_REQUESTS);
+    try {
+      warmUp(WARM_UP_REQUESTS);
+    } catch (e) {
+      err.write(`kalman run: warm-up failed, starting cold: ${(e as Error).message}\n`);
+    }
     pipeline = new Pipeline({
       tracer: {
         ports: kernelPorts,
