@@ -145,6 +145,20 @@ describe("OtlpSpanExporter over gRPC", () => {
     expect(exp.stats().exported).toBe(1);
   });
 
+  it("a backend far away: several Exports are pending at once on the one channel", async () => {
+    const receiver = await grpcReceiver();
+    receiver.answerDelayMs = 100;
+    const exp = exporter({ protocol: "grpc", endpoint: receiver.endpoint, maxBatchSize: 100, maxConcurrentExports: 3 });
+    const spans = manySpans(900, service("far-grpc"));
+    exp.add(spans);
+    await exp.flush();
+    expect(receiver.maxPending).toBeGreaterThanOrEqual(2);
+    expect(receiver.maxPending).toBeLessThanOrEqual(3);
+    expect(new Set(receiver.spans.map((s) => s.spanId))).toEqual(new Set(spans.map((s) => s.spanId)));
+    expect(receiver.spans).toHaveLength(900);
+    expect(exp.stats()).toMatchObject({ exported: 900, dropped: 0, failedExports: 0 });
+  });
+
   it("passes configured headers as gRPC metadata", async () => {
     const receiver = await grpcReceiver();
     const exp = exporter({ protocol: "grpc", endpoint: receiver.endpoint, headers: { "x-kalman-tenant": "t1" } });
