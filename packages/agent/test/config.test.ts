@@ -309,6 +309,21 @@ describe("precedence: defaults < file < env < flags", () => {
     }
   });
 
+  it("memory.heapGrowthPercent: 100 by default, from env or flag, an integer from 0 to 1000", () => {
+    expect(loadConfig({ env: {} }).config.memory.heapGrowthPercent).toBe(100);
+    expect(loadConfig({ env: { KALMAN_HEAP_GROWTH_PERCENT: "0" } }).config.memory.heapGrowthPercent).toBe(0);
+    expect(loadConfig({ env: {}, flags: { "heap-growth-percent": "40" } }).config.memory.heapGrowthPercent).toBe(40);
+    try {
+      loadConfig({ env: { KALMAN_HEAP_GROWTH_PERCENT: "2.5" } });
+      expect.unreachable("not an integer");
+    } catch (e) {
+      const p = (e as ConfigError).problems[0];
+      expect(p?.key).toBe("memory.heapGrowthPercent");
+      expect(String((e as ConfigError).message)).toContain("expected an integer from 0 to 1000");
+      expect(String((e as ConfigError).message)).toContain("KALMAN_HEAP_GROWTH_PERCENT");
+    }
+  });
+
   it("unknown KALMAN_ variables warn with a suggestion; errors are collected, not first-only", () => {
     const warned = loadConfig({ env: { KALMAN_CAPTUR_BYTES: "5" } });
     expect(warned.warnings).toEqual([

@@ -15,6 +15,7 @@ import {
 } from "@kalman/otlp-bridge";
 import { exportEndpoints } from "../config/probe.js";
 import { expandPorts, type KalmanConfig, parsePortSpec } from "../config/schema.js";
+import { setHeapGrowth } from "../heap.js";
 import { startPodWatcher } from "../k8s/index.js";
 import { PacketPipeline } from "../packet-pipeline.js";
 import { Pipeline, type ServerEndpoint } from "../pipeline.js";
@@ -109,6 +110,7 @@ async function ownExportServers(config: KalmanConfig): Promise<ServerEndpoint[]>
 
 /** `kalman run`: trace this host, print request records live, write them as JSON lines, export over OTLP. */
 export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<number> {
+  setHeapGrowth(config.memory.heapGrowthPercent);
   const out = io.out ?? process.stdout;
   const err = io.err ?? process.stderr;
   const file = config.output.requests ? resolve(config.output.requests) : undefined;

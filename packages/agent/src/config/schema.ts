@@ -437,6 +437,30 @@ export const configSchema = z.strictObject({
       .prefault({}),
     { description: "Prometheus scrape endpoint (off by default)." },
   ),
+  memory: meta(
+    z
+      .strictObject({
+        heapGrowthPercent: meta(
+          z
+            .number({ error: "expected an integer from 0 to 1000" })
+            .int({ error: "expected an integer from 0 to 1000" })
+            .min(0, { error: "expected an integer from 0 to 1000" })
+            .max(1000, { error: "expected an integer from 0 to 1000" })
+            .default(100),
+          {
+            description:
+              "How far the V8 heap may grow past what is live before a full collection, in percent (100: to 2×). " +
+              "Lower uses less memory and more CPU. 0 leaves it to V8, which lets a fast-allocating heap grow to 4×: " +
+              "about 75 MB more at 10k req/s, for 4–8% less CPU. A --heap-growing-percent given to node wins.",
+            env: ["KALMAN_HEAP_GROWTH_PERCENT"],
+            flag: "heap-growth-percent",
+            parse: "number",
+          },
+        ),
+      })
+      .prefault({}),
+    { description: "The agent's own memory." },
+  ),
   status: meta(
     z
       .strictObject({
