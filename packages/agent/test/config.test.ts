@@ -309,9 +309,9 @@ describe("precedence: defaults < file < env < flags", () => {
     }
   });
 
-  it("memory.heapGrowthPercent: 100 by default, from env or flag, an integer from 0 to 1000", () => {
-    expect(loadConfig({ env: {} }).config.memory.heapGrowthPercent).toBe(100);
-    expect(loadConfig({ env: { KALMAN_HEAP_GROWTH_PERCENT: "0" } }).config.memory.heapGrowthPercent).toBe(0);
+  it("memory.heapGrowthPercent: 0 (V8's own) by default, from env or flag, an integer from 0 to 1000", () => {
+    expect(loadConfig({ env: {} }).config.memory.heapGrowthPercent).toBe(0);
+    expect(loadConfig({ env: { KALMAN_HEAP_GROWTH_PERCENT: "100" } }).config.memory.heapGrowthPercent).toBe(100);
     expect(loadConfig({ env: {}, flags: { "heap-growth-percent": "40" } }).config.memory.heapGrowthPercent).toBe(40);
     try {
       loadConfig({ env: { KALMAN_HEAP_GROWTH_PERCENT: "2.5" } });

@@ -110,7 +110,7 @@ async function ownExportServers(config: KalmanConfig): Promise<ServerEndpoint[]>
 
 /** `kalman run`: trace this host, print request records live, write them as JSON lines, export over OTLP. */
 export async function runAgent(config: KalmanConfig, io: RunIo = {}): Promise<number> {
-  setHeapGrowth(config.memory.heapGrowthPercent);
+  if (config.memory.heapGrowthPercent > 0) setHeapGrowth(config.memory.heapGrowthPercent);
   const out = io.out ?? process.stdout;
   const err = io.err ?? process.stderr;
   const file = config.output.requests ? resolve(config.output.requests) : undefined;
