@@ -149,7 +149,8 @@ describePrivileged(
           expect({ pt: t.packetsTx, pr: t.packetsRx, bt: t.bytesTx, br: t.bytesRx }).toEqual(c);
           const theirRtt = rttByPort.get(port) as number;
           expect(t.rttNs).toBeDefined();
-          expect(Math.abs((t.rttNs as number) - theirRtt)).toBeLessThanOrEqual(Math.max(50_000, theirRtt * 0.2));
+          // live, our ring and tcpdump's socket stamp frames apart (94 µs seen under load); tight on replay below
+          expect(Math.abs((t.rttNs as number) - theirRtt)).toBeLessThanOrEqual(Math.max(250_000, theirRtt * 0.5));
           ourRetrans += t.retrans;
           ourOutOfOrder += t.outOfOrder;
         }
@@ -161,12 +162,11 @@ describePrivileged(
         ).length;
         expect(theirRetrans).toBeGreaterThan(0);
         // segments below the next expected seq: both split them into retransmissions and out-of-order
-        // arrivals by time, and tcpdump's socket stamps sent frames a little apart from ours, so the split
-        // may differ by a few while the set is the same
+        // arrivals by time. Live, tcpdump's socket stamps and orders frames a little apart from our ring
+        // (8 of 114 apart seen under load), so the live totals are loose; replay of its file is tight below
         const theirOutOfOrder = tshark(pcap, ["frame.number"], "tcp.analysis.out_of_order").length;
-        expect(Math.abs(ourRetrans + ourOutOfOrder - (theirRetrans + theirOutOfOrder))).toBeLessThanOrEqual(
-          Math.max(2, (theirRetrans + theirOutOfOrder) * 0.05),
-        );
+        const theirBelow = theirRetrans + theirOutOfOrder;
+        expect(Math.abs(ourRetrans + ourOutOfOrder - theirBelow)).toBeLessThanOrEqual(Math.max(4, theirBelow * 0.15));
 
         // the same file through `replay`'s path gives the same flows
         const replay = new PacketAggregator({ l7: false });
@@ -175,6 +175,7 @@ describePrivileged(
         replay.flush();
         const replayed = replay.takeFlowRecords();
         let replayRetrans = 0;
+        let replayBelow = 0;
         for (const port of conv.keys()) {
           const live = totals(seen.flows, port);
           const off = totals(replayed, port);
@@ -184,10 +185,14 @@ describePrivileged(
             live.bytesTx,
             live.bytesRx,
           ]);
-          // the segments below the expected seq are the same set live and from the file
-          expect(off.retrans + off.outOfOrder).toBe(live.retrans + live.outOfOrder);
+          // on the very timestamps tshark read, the handshake RTT agrees closely
+          const theirRtt = rttByPort.get(port) as number;
+          expect(Math.abs((off.rttNs as number) - theirRtt)).toBeLessThanOrEqual(Math.max(10_000, theirRtt * 0.05));
           replayRetrans += off.retrans;
+          replayBelow += off.retrans + off.outOfOrder;
         }
+        // the same segments below the expected seq as tshark finds in the file
+        expect(Math.abs(replayBelow - theirBelow)).toBeLessThanOrEqual(Math.max(2, theirBelow * 0.05));
         // the split is by time since the sequence advanced: on the very timestamps tshark read (the file),
         // ours agrees with its retransmissions; live, tcpdump's socket stamps frames a little apart from
         // ours, and on a loaded machine more segments sit near the boundary, so that split is looser.
